@@ -1,0 +1,1 @@
+"""The orchestrator engine: spec → plan → runner, with the journal and lock behind one Protocol."""

@@ -1,0 +1,211 @@
+"""Start, stop and inspect PostgreSQL 15 clusters for the lab and the tests.
+
+PostgreSQL refuses to run as root, so when the caller is root every server-side binary runs as the
+`postgres` user, and the data directories are owned by that user."""
+
+from __future__ import annotations
+
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from migrate.errors import LabError
+
+PG_USER = "postgres"
+
+
+def pg_bindir() -> Path:
+    """The folder holding initdb/pg_ctl/pg_basebackup; raise LabError with install advice if none."""
+    override = os.environ.get("MIGRATE_PG_BINDIR")
+    candidates = [override] if override else []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        if out.returncode == 0:
+            candidates.append(out.stdout.strip())
+    candidates += sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
+    for folder in candidates:
+        if folder and (Path(folder) / "initdb").exists() and (Path(folder) / "pg_ctl").exists():
+            return Path(folder)
+    raise LabError("PostgreSQL server binaries (initdb, pg_ctl) not found",
+                   hint="install them: apt-get update && apt-get install -y postgresql-15 "
+                        "(or set MIGRATE_PG_BINDIR to their folder)")
+
+
+def _as_postgres() -> dict:
+    """subprocess kwargs that drop to the postgres user when we are root."""
+    if os.geteuid() != 0:
+        return {}
+    try:
+        pw = pwd.getpwnam(PG_USER)
+    except KeyError as exc:
+        raise LabError("running as root but there is no 'postgres' user to run PostgreSQL as",
+                       hint="create it: useradd --system postgres") from exc
+    return {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": [],
+            "cwd": "/"}
+
+
+def run_pg(args: list[str], *, check: bool = True, timeout: float | None = None,
+           env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run a PostgreSQL binary (name relative to pg_bindir) as the right user and capture output."""
+    cmd = [str(pg_bindir() / args[0]), *args[1:]]
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env,
+                          **_as_postgres())
+    if check and proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise LabError(f"{args[0]} failed (exit {proc.returncode}): {' | '.join(tail)}")
+    return proc
+
+
+def popen_pg(args: list[str], **kwargs) -> subprocess.Popen:
+    """Start a PostgreSQL binary as the right user without waiting (for progress polling)."""
+    cmd = [str(pg_bindir() / args[0]), *args[1:]]
+    return subprocess.Popen(cmd, **_as_postgres(), **kwargs)
+
+
+def give_to_postgres(path: Path) -> None:
+    """Make `path` (a directory we created) owned by the postgres user when we are root."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        pw = pwd.getpwnam(PG_USER)
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    path.chmod(0o700)
+
+
+def ensure_reachable_by_postgres(folder: Path) -> None:
+    """PostgreSQL runs as another user: every parent folder must let it through."""
+    if os.geteuid() != 0:
+        return
+    probe = subprocess.run(["test", "-x", str(folder)], **_as_postgres())
+    if probe.returncode != 0:
+        raise LabError(f"the postgres user cannot reach {folder}",
+                       hint="set MIGRATE_LAB_DIR to a folder whose parents are world-executable, "
+                            "e.g. /tmp/migrate-lab")
+
+
+def free_port() -> int:
+    """An unused TCP port on 127.0.0.1 (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class PgCluster:
+    """One PostgreSQL server: its data directory and the loopback port it listens on."""
+
+    datadir: Path  # owned by postgres; removed by `destroy`
+    port: int  # TCP port on 127.0.0.1
+
+    @property
+    def logfile(self) -> Path:
+        return self.datadir.parent / f"{self.datadir.name}.log"
+
+    def dsn(self, dbname: str = "postgres", port: int | None = None) -> str:
+        """A libpq URL for this server (or for a proxy in front of it when `port` is given)."""
+        return f"postgresql://{PG_USER}@127.0.0.1:{port or self.port}/{dbname}"
+
+    def exists(self) -> bool:
+        return (self.datadir / "PG_VERSION").exists()
+
+    def init(self, extra_conf: dict[str, str] | None = None) -> None:
+        """initdb with trust auth on loopback and settings for physical replication; idempotent."""
+        if self.exists():
+            return
+        self.datadir.parent.mkdir(parents=True, exist_ok=True)
+        give_to_postgres(self.datadir)
+        run_pg(["initdb", "-D", str(self.datadir), "-U", PG_USER, "--auth=trust",
+                "--encoding=UTF8", "--locale=C", "--no-instructions"], timeout=120)
+        conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "unix_socket_directories": f"'{self.datadir}'",
+            "wal_level": "replica",
+            "max_wal_senders": "10",
+            "max_replication_slots": "10",
+            "hot_standby": "on",
+            "hot_standby_feedback": "on",
+            "wal_keep_size": "'256MB'",
+            "fsync": "off",  # lab only: no durability across machine crashes needed, much faster
+            "synchronous_commit": "off",
+            "full_page_writes": "on",
+            "shared_buffers": "'128MB'",
+            "max_connections": "100",
+        }
+        conf.update(extra_conf or {})
+        self.write_settings(conf)
+        hba = self.datadir / "pg_hba.conf"
+        self._write_as_postgres(hba, "host all all 127.0.0.1/32 trust\n"
+                                     "host replication all 127.0.0.1/32 trust\n"
+                                     "local all all trust\n")
+
+    def write_settings(self, settings: dict[str, str], filename: str = "lab.conf") -> None:
+        """(Re)write the per-node settings file, included from postgresql.auto.conf's sibling."""
+        self._write_as_postgres(self.datadir / filename,
+                                "".join(f"{k} = {v}\n" for k, v in settings.items())
+                                + f"port = {self.port}\n")
+        main = self.datadir / "postgresql.conf"
+        text = main.read_text()
+        line = f"include_if_exists = '{filename}'\n"
+        if line not in text:
+            self._write_as_postgres(main, text + line)
+
+    def _write_as_postgres(self, path: Path, text: str) -> None:
+        path.write_text(text)
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(PG_USER)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def is_running(self) -> bool:
+        if not self.exists():
+            return False
+        return run_pg(["pg_ctl", "status", "-D", str(self.datadir)], check=False).returncode == 0
+
+    def start(self, timeout: float = 60) -> None:
+        """Start the server and wait until it accepts connections; a no-op when it runs."""
+        if self.is_running():
+            return
+        if not self.logfile.exists():
+            self._write_as_postgres(self.logfile, "")
+        run_pg(["pg_ctl", "start", "-w", "-t", str(int(timeout)), "-D", str(self.datadir),
+                "-l", str(self.logfile)], timeout=timeout + 10)
+        deadline = time.monotonic() + timeout
+        while not port_open(self.port):
+            if time.monotonic() > deadline:
+                raise LabError(f"PostgreSQL on port {self.port} did not open its port",
+                               hint=f"see {self.logfile}")
+            time.sleep(0.1)
+
+    def stop(self, mode: str = "fast", timeout: float = 60) -> None:
+        """Stop the server; a no-op when it is not running."""
+        if not self.is_running():
+            return
+        run_pg(["pg_ctl", "stop", "-w", "-t", str(int(timeout)), "-m", mode,
+                "-D", str(self.datadir)], timeout=timeout + 10)
+
+    def destroy(self) -> None:
+        """Stop the server and remove its data directory and log; idempotent."""
+        if self.exists():
+            self.stop(mode="immediate")
+        shutil.rmtree(self.datadir, ignore_errors=True)
+        self.logfile.unlink(missing_ok=True)
+
+    def server_version_num(self) -> int:
+        """e.g. 150019, read from the binaries that run this cluster."""
+        out = run_pg(["postgres", "--version"]).stdout.split()[-1]
+        major, minor = (out.split(".") + ["0"])[:2]
+        return int(major) * 10000 + int("".join(ch for ch in minor if ch.isdigit()) or 0)
