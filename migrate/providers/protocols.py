@@ -1,0 +1,115 @@
+"""What phases may ask of the world. Phases import only this module; adapters (aws/, lab/) implement it.
+
+Every method is idempotent unless its contract says otherwise, and raises only project errors
+(ProviderError, TransientProviderError for retryable ones)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+ProgressFn = Callable[[int, int | None], None]  # (done, total or None when unknown)
+CheckpointFn = Callable[[], None]  # call often in long work: honours pause/abort and fault injection
+
+
+@dataclass(frozen=True)
+class PrimaryFacts:
+    """Read-only facts about the global database's writer."""
+
+    reachable: bool  # False when the writer could not be reached; the other fields are then defaults
+    detail: str = ""  # why unreachable, or a one-line summary
+    server_version: str = ""  # e.g. "15.20"
+    server_version_num: int = 0  # e.g. 150020
+    wal_level: str = ""  # must be "replica" or "logical" for physical replication (lab)
+    max_wal_senders: int = 0
+    wal_senders_in_use: int = 0
+    slots: tuple[str, ...] = ()  # names of existing replication slots (lab) / members (AWS)
+    database_bytes: int = 0  # size of the data to copy to a new secondary
+
+
+@dataclass(frozen=True)
+class SecondaryFacts:
+    """Read-only facts about a target region's secondary and its host."""
+
+    region: str
+    exists: bool  # a copy (data directory / cluster) is present
+    running: bool  # serving reads
+    engine_version_num: int  # version the secondary would run (binaries / engine version)
+    free_disk_bytes: int | None  # room where its data would live; None when not applicable (AWS)
+    slot_name: str  # the replication slot / membership name this region uses
+
+
+@dataclass(frozen=True)
+class ReplicationLag:
+    """One sample of a secondary's replication state."""
+
+    region: str
+    state: str  # "streaming", "catchup", "stopped" or "absent"
+    lag_bytes: int | None  # writer LSN minus replay LSN; None when unknown
+    lag_seconds: float | None  # time since the last replayed commit when the writer is ahead, else 0
+    replay_lsn: str | None = None  # e.g. "0/3000148"
+
+
+@dataclass(frozen=True)
+class ChunkChecksum:
+    """Checksum of one key range, on writer and secondary, taken at the same LSN."""
+
+    table: str
+    lo: int  # inclusive lower key
+    hi: int  # exclusive upper key
+    lsn: str  # the LSN both sides were compared at
+    writer_rows: int
+    secondary_rows: int
+    writer_digest: str
+    secondary_digest: str
+    attempts: int = 1  # >1 when concurrent writes forced a re-read
+
+    @property
+    def matches(self) -> bool:
+        return (self.writer_rows, self.writer_digest) == (self.secondary_rows, self.secondary_digest)
+
+
+class GlobalDatabase(Protocol):
+    """An Aurora Global Database (AWS) or its lab stand-in: a PostgreSQL primary with physical standbys."""
+
+    def primary_facts(self) -> PrimaryFacts:
+        """Read-only facts about the writer; an unreachable writer gives reachable=False, never raises."""
+
+    def secondary_facts(self, region: str) -> SecondaryFacts:
+        """Read-only facts about the region's secondary and where it would live."""
+
+    def reserve_replication(self, region: str) -> dict:
+        """Make the writer keep changes for `region` (lab: physical slot; AWS: global cluster present); returns outputs to journal."""
+
+    def release_replication(self, region: str) -> None:
+        """Undo reserve_replication; a no-op when nothing is reserved."""
+
+    def create_secondary(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        """Seed the region's copy (lab: base backup through the WAN; AWS: secondary cluster in the global cluster); a complete copy is kept."""
+
+    def delete_secondary(self, region: str) -> None:
+        """Remove the region's copy and everything it stored; a no-op when absent."""
+
+    def start_secondary(self, region: str) -> dict:
+        """Start replaying from the writer and serving reads; returns outputs (endpoint, ids)."""
+
+    def stop_secondary(self, region: str) -> None:
+        """Stop (lab) or detach from the global cluster (AWS); a no-op when already stopped."""
+
+    def replication_lag(self, region: str) -> ReplicationLag:
+        """One read-only sample of the region's replication state; state="absent" when there is no secondary."""
+
+    def key_range(self, table: str) -> tuple[int, int]:
+        """(min id, max id + 1) of `table` on the writer; (0, 0) when empty."""
+
+    def checksum_chunk(self, region: str, table: str, lo: int, hi: int) -> ChunkChecksum:
+        """Checksum rows lo <= id < hi on writer and the region's secondary at one LSN; read-only."""
+
+    def route_reads_to_secondary(self, region: str) -> str:
+        """Point the region's readers at its local secondary; returns the reader endpoint."""
+
+    def route_reads_to_writer(self, region: str) -> str:
+        """Point the region's readers back at the writer; returns the endpoint now used."""
+
+    def reader_endpoint(self, region: str) -> str | None:
+        """Where the region's readers currently read (None when the region has no readers configured)."""
