@@ -1,0 +1,59 @@
+"""`migrate` — the command tree. Each sub-module holds the commands of one branch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import click
+import typer
+
+from migrate import exit_codes
+from migrate.cli import controls, lab, phase, plan, state
+from migrate.cli.context import Options
+from migrate.output.console import envelope, err, print_json
+
+app = typer.Typer(name="migrate", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_enable=False,
+                  help="Walk a live game backend from us-east-1 to three-region active-active, "
+                       "one resumable, reversible phase at a time.")
+
+
+@app.callback()
+def main(ctx: typer.Context,
+         spec: Path = typer.Option(Path("migration.toml"), "--spec", help="the plan spec file"),
+         env: str = typer.Option("lab", "--env", help="environment from the spec: lab or aws"),
+         state_url: Optional[str] = typer.Option(None, "--state",
+                                                 help="state store URL (sqlite path or postgresql://); default from the spec"),
+         output: str = typer.Option("text", "--output", help="text or json (versioned envelope)"),
+         debug: bool = typer.Option(False, "--debug", help="show tracebacks")) -> None:
+    if output not in ("text", "json"):
+        raise click.BadParameter(f"'{output}' is not one of text, json", param_hint="--output")
+    ctx.obj = Options(spec, env, state_url, output, debug)
+
+
+plan.register(app)
+app.add_typer(phase.app, name="phase")
+state.register(app)
+controls.register(app)
+app.add_typer(lab.app, name="lab")
+
+
+def run() -> None:
+    """Entry point: usage errors exit 1 with one line (exit 2 is reserved for 'changes pending')."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=sys.argv[1:], prog_name="migrate", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        code = exc.exit_code
+    except click.exceptions.Abort:
+        err.print("[red]aborted[/]")
+        code = exit_codes.ERROR
+    except click.ClickException as exc:
+        err.print(f"[red]error[/] [USAGE] {exc.format_message()}", soft_wrap=True)
+        if "--output" in sys.argv and "json" in sys.argv:
+            print_json(envelope(" ".join(sys.argv[1:3]), False, None,
+                                {"code": "USAGE", "message": exc.format_message()}, exit_codes.ERROR))
+        code = exit_codes.ERROR
+    sys.exit(code if isinstance(code, int) else 0)

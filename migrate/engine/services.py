@@ -1,0 +1,286 @@
+"""The public API of the engine: one function per CLI command. Each returns a result value; the
+CLI renders it. Mutating functions take the environment's lock for their whole duration."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from migrate.engine import journal
+from migrate.engine.controls import RunControls
+from migrate.engine.model import Providers, Target
+from migrate.engine.plan import Plan, build_plan, check_not_stale, load_plan, phase_plan
+from migrate.engine.reporting import Reporter, SilentReporter
+from migrate.engine.runner import Runner, RunOutcome
+from migrate.engine.state.protocol import Event, Lock, StateStore, open_store
+from migrate.errors import (LockNotFound, MigrateError, NothingRunning, UnknownRegion, UsageError)
+from phases import PHASE_ORDER, get_phase
+
+
+def actor() -> str:
+    """user@host of whoever runs this process (journaled with every event)."""
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 — no passwd entry in some containers
+        user = str(os.getuid())
+    return f"{user}@{socket.gethostname()}"
+
+
+@dataclass
+class Session:
+    """One command's view of the world: spec, environment, state store and (lazily) providers."""
+
+    spec: Any  # migrate.spec.Spec
+    env: Any  # migrate.spec.EnvironmentSpec
+    store: StateStore
+    providers_factory: Callable[[], Providers]
+    actor: str = field(default_factory=actor)
+    _providers: Providers | None = None
+
+    @property
+    def providers(self) -> Providers:
+        if self._providers is None:
+            self._providers = self.providers_factory()
+        return self._providers
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def resolve_state_url(url: str, base: Path) -> str:
+    """Relative SQLite paths are relative to the spec's folder, so every terminal shares one journal."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return url
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+    return str((base / path).absolute()) if not Path(path).is_absolute() else path
+
+
+def open_session(spec_path: Path, env_name: str, state_url: str | None = None,
+                 providers_factory: Callable[[], Providers] | None = None) -> Session:
+    """Load and validate the spec, pick the environment, open its state store."""
+    from migrate.providers.factory import build_providers
+    from migrate.spec import load_spec
+
+    spec = load_spec(spec_path)
+    env = spec.environment(env_name)
+    url = resolve_state_url(state_url or os.environ.get("MIGRATE_STATE") or env.state_url,
+                            spec.path.parent)
+    store = open_store(url)
+    return Session(spec, env, store, providers_factory or (lambda: build_providers(spec, env)))
+
+
+# --- validation of names ----------------------------------------------------------------------
+def check_target(session: Session, phase_name: str, region: str | None):
+    """The phase object for (phase, region); UsageError naming what is wrong and how to fix it."""
+    phase = get_phase(phase_name)
+    spec = session.spec
+    if region is not None and region not in spec.regions:
+        raise UnknownRegion(f"unknown region '{region}'",
+                            hint="known regions: " + ", ".join(spec.regions))
+    if phase.regional and region is None:
+        targets = [e.region for e in spec.phase_entries(phase=phase_name)]
+        raise UsageError(f"phase '{phase_name}' runs per region: pass --region",
+                         hint="scheduled for: " + ", ".join(r for r in targets if r))
+    if not phase.regional and region is not None:
+        raise UsageError(f"phase '{phase_name}' is global: do not pass --region")
+    if not spec.phase_entries(phase=phase_name, region=region):
+        raise UsageError(f"phase '{phase_name}'" + (f" in region '{region}'" if region else "")
+                         + " is not in the programme of " + str(spec.path.name),
+                         hint="scheduled: " + ", ".join(f"{e.phase}@{e.region}" for e in spec.phase_entries(phase=phase_name)))
+    return phase
+
+
+def _target(session: Session, phase_name: str, region: str | None, state: journal.JournalState,
+            with_providers: bool) -> Target:
+    return Target(session.spec, session.env, phase_name, region, state.phase(phase_name, region),
+                  session.providers if with_providers else None)
+
+
+def current_state(session: Session) -> journal.JournalState:
+    return journal.fold(session.store.events(session.env.name))
+
+
+# --- plan --------------------------------------------------------------------------------------
+def make_plan(session: Session, phase: str | None = None, region: str | None = None) -> Plan:
+    """The plan of the whole programme, or of the entries matching phase/region; no side effects."""
+    if phase is not None:
+        get_phase(phase)
+    if region is not None and region not in session.spec.regions:
+        raise UnknownRegion(f"unknown region '{region}'", hint="known regions: " + ", ".join(session.spec.regions))
+    entries = session.spec.phase_entries(phase=phase, region=region)
+    if phase is not None and not entries:
+        raise UsageError(f"phase '{phase}'" + (f" in region '{region}'" if region else "")
+                         + " is not in the programme", hint="see `migrate plan` for the whole programme")
+    state = current_state(session)
+    plans = [phase_plan(get_phase(e.phase), _target(session, e.phase, e.region, state, False), e.quarter)
+             for e in entries]
+    return build_plan(session.env.name, session.spec.digest, state, plans)
+
+
+# --- run and rollback --------------------------------------------------------------------------
+def _operation(verb: str, phase: str, region: str | None) -> str:
+    return f"phase {verb} {phase}" + (f" --region {region}" if region else "")
+
+
+def _with_lock(session: Session, operation: str, body: Callable[[RunControls], RunOutcome],
+               reporter: Reporter) -> RunOutcome:
+    env = session.env
+    run_id = uuid.uuid4().hex
+    lock = session.store.acquire_lock(env.name, holder=f"{session.actor}:{os.getpid()}",
+                                      operation=operation, run_id=run_id,
+                                      ttl_seconds=env.lock_ttl_seconds)
+    try:
+        with RunControls(session.store, env.name, lock, run_id, env.lock_ttl_seconds,
+                         env.heartbeat_seconds, reporter) as controls:
+            return body(controls)
+    finally:
+        session.store.release_lock(lock.lock_id)
+
+
+def run_phase(session: Session, phase_name: str, region: str | None, *, plan_file: Path | None = None,
+              reporter: Reporter | None = None) -> RunOutcome:
+    """Apply the phase in the region, resuming where the journal says it stopped."""
+    reporter = reporter or SilentReporter()
+    phase = check_target(session, phase_name, region)
+    if not phase.built:
+        raise phase.not_built_error()
+    saved_plan = load_plan(plan_file) if plan_file is not None else None
+
+    def body(controls: RunControls) -> RunOutcome:
+        if saved_plan is not None:  # checked under the lock, so nothing can move in between
+            check_not_stale(saved_plan, env=session.env.name, spec_digest=session.spec.digest,
+                            serial=session.store.last_serial(session.env.name), phase=phase_name,
+                            region=region, path=plan_file)
+        target = _target(session, phase_name, region, current_state(session), True)
+        return Runner(session.store, phase, target, controls, reporter, session.actor).apply()
+
+    return _with_lock(session, _operation("run", phase_name, region), body, reporter)
+
+
+def rollback_phase(session: Session, phase_name: str, region: str | None,
+                   reporter: Reporter | None = None) -> RunOutcome:
+    """Undo every touched step of the phase in the region, in reverse; resumable and idempotent."""
+    reporter = reporter or SilentReporter()
+    phase = check_target(session, phase_name, region)
+    if not phase.built:
+        raise phase.not_built_error()
+
+    def body(controls: RunControls) -> RunOutcome:
+        target = _target(session, phase_name, region, current_state(session), True)
+        return Runner(session.store, phase, target, controls, reporter, session.actor).rollback()
+
+    return _with_lock(session, _operation("rollback", phase_name, region), body, reporter)
+
+
+def preflight_only(session: Session, phase_name: str, region: str | None) -> list:
+    """Run the phase's read-only preflight checks (for --dry-run); never journals."""
+    phase = check_target(session, phase_name, region)
+    if not phase.built:
+        raise phase.not_built_error()
+    target = _target(session, phase_name, region, current_state(session), True)
+    return [check.run(target) for check in phase.preflight(target)]
+
+
+# --- status, history, controls, lock -----------------------------------------------------------
+@dataclass
+class StatusReport:
+    env: str
+    serial: int
+    lock: Lock | None
+    phases: list[dict[str, Any]]
+    replication: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        lock = None
+        if self.lock:
+            lock = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
+                    for k, v in self.lock.__dict__.items()}
+        return {"env": self.env, "journal_serial": self.serial, "lock": lock,
+                "phases": self.phases, "replication": self.replication}
+
+
+def status(session: Session, with_replication: bool = True) -> StatusReport:
+    """Every scheduled phase's status from the journal, the lock, and replication lag per region."""
+    state = current_state(session)
+    lock = session.store.current_lock(session.env.name)
+    rows = []
+    for entry in session.spec.programme:
+        ps = state.phase(entry.phase, entry.region)
+        phase = get_phase(entry.phase)
+        status_text = ps.status
+        if ps.status in ("running", "rolling-back") and lock is None:
+            status_text = f"interrupted ({ps.status})"
+        steps = phase.steps(_target(session, entry.phase, entry.region, state, False))
+        done = sum(1 for s in steps if ps.step(s.id).status == journal.APPLIED)
+        rows.append({"quarter": entry.quarter, "phase": entry.phase, "region": entry.region,
+                     "built": phase.built, "status": status_text, "steps_applied": done,
+                     "steps_total": len(steps), "last_error": ps.last_error,
+                     "updated_at": ps.updated_at.isoformat() if ps.updated_at else None})
+    replication = []
+    if with_replication:
+        replication = replication_report(session)
+    return StatusReport(session.env.name, state.serial, lock, rows, replication)
+
+
+def replication_report(session: Session) -> list[dict[str, Any]]:
+    """Lag per target region, read live; a region whose provider cannot answer says why."""
+    try:
+        gdb = session.providers.global_database
+    except MigrateError as exc:
+        return [{"region": None, "state": "unknown", "error": exc.one_line()}]
+    out = []
+    for name, region in session.spec.regions.items():
+        if region.role == "source":
+            continue
+        try:
+            lag = gdb.replication_lag(name)
+            reader = gdb.reader_endpoint(name)
+            out.append({"region": name, "state": lag.state, "lag_seconds": lag.lag_seconds,
+                        "lag_bytes": lag.lag_bytes, "replay_lsn": lag.replay_lsn,
+                        "reader_endpoint": reader})
+        except MigrateError as exc:
+            out.append({"region": name, "state": "unknown", "error": exc.one_line()})
+    return out
+
+
+def history(session: Session, limit: int = 50, phase: str | None = None,
+            region: str | None = None) -> list[Event]:
+    """The newest `limit` journal events, optionally for one phase/region, oldest first."""
+    if phase is not None:
+        get_phase(phase)
+    events = [e for e in session.store.events(session.env.name)
+              if (phase is None or e.phase == phase) and (region is None or e.region == region)]
+    return events[-limit:] if limit > 0 else events
+
+
+def request(session: Session, action: str) -> Event:
+    """Journal pause/resume/abort for the run holding the lock; NothingRunning when none does."""
+    lock = session.store.current_lock(session.env.name)
+    if lock is None:
+        raise NothingRunning(f"nothing is running in environment '{session.env.name}'",
+                             hint="to undo a finished or crashed phase use `migrate phase rollback PHASE --region R`"
+                             if action == "abort" else None)
+    return session.store.append(session.env.name, journal.OPERATOR_REQUEST, actor=session.actor,
+                                data={"action": action, "run_id": lock.run_id,
+                                      "operation": lock.operation, "holder": lock.holder})
+
+
+def unlock(session: Session, lock_id: str) -> Lock:
+    """Break the lease `lock_id` (after a crashed holder); journaled."""
+    lock = session.store.force_unlock(session.env.name, lock_id)
+    session.store.append(session.env.name, journal.LOCK_BROKEN, actor=session.actor,
+                         data={"lock_id": lock.lock_id, "holder": lock.holder,
+                               "operation": lock.operation})
+    return lock
+
+
+def phase_catalogue() -> list[dict[str, Any]]:
+    """Every phase in catalogue order with whether it is built."""
+    return [{"phase": p.name, "built": p.built, "regional": p.regional, "summary": p.summary,
+             "runbook": p.runbook}
+            for p in (get_phase(n) for n in PHASE_ORDER)]

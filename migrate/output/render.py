@@ -1,0 +1,140 @@
+"""Renderers: result values → text or Markdown. No state is read or changed here."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+from migrate.engine.model import CheckResult
+from migrate.engine.plan import Plan
+from migrate.engine.runner import RunOutcome
+from migrate.engine.services import StatusReport
+
+_MARK = {True: "[green]PASS[/]", False: "[red]FAIL[/]", None: "[yellow]INCONCLUSIVE[/]"}
+
+
+def checks_table(title: str, results: list[CheckResult]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("check", "result", "detail", "if it fails"):
+        table.add_column(col, overflow="fold")
+    for r in results:
+        table.add_row(r.check_id, _MARK[r.ok], r.detail, "" if r.ok else r.remediation)
+    return table
+
+
+def _where(p) -> str:
+    return f"{p.phase} @ {p.region}" if p.region else p.phase
+
+
+def plan_markdown(plan: Plan) -> str:
+    lines = [f"# Migration plan — environment `{plan.env}`", "",
+             f"Journal serial {plan.journal_serial} · spec sha256 `{plan.spec_digest[:12]}` · made {plan.created_at}",
+             "", f"Changes pending: **{'yes' if plan.changes_pending else 'no'}**", ""]
+    quarter = None
+    for p in plan.phases:
+        if p.quarter != quarter:
+            quarter = p.quarter
+            lines += [f"## {quarter}", ""]
+        built = "" if p.built else " — **not built yet**"
+        lines += [f"### {_where(p)}{built}", "", p.summary, "",
+                  f"Status: `{p.status}`" + (" (nothing to do)" if not p.pending else ""), ""]
+        if not p.built:
+            lines += ["> This phase is planned, not implemented: `migrate phase run` refuses it.", ""]
+        lines += ["**Preflight checks**", ""] + [f"- {c}" for c in p.preflight] + [""]
+        lines += ["**Steps**", "", "| # | step | status | actions | undo |", "|---|---|---|---|---|"]
+        for i, s in enumerate(p.steps, 1):
+            lines.append(f"| {i} | `{s.id}` {s.title} | {s.status} | {'<br>'.join(s.actions)} | {'<br>'.join(s.undo)} |")
+        lines.append("")
+        if p.verify:
+            lines += ["**Verify**", ""] + [f"- {c}" for c in p.verify] + [""]
+        lines += ["**Rollback**", ""] + [f"- {r}" for r in p.rollback] + [""]
+        if p.point_of_no_return:
+            lines += [f"**Point of no return:** step `{p.point_of_no_return}`; after it, follow `{p.runbook}`.", ""]
+        lines += [f"Runbook: `{p.runbook}`", ""]
+    return "\n".join(lines)
+
+
+def plan_text(plan: Plan) -> str:
+    lines = [f"Plan for environment '{plan.env}' (journal serial {plan.journal_serial}, "
+             f"spec {plan.spec_digest[:12]})", ""]
+    quarter = None
+    for p in plan.phases:
+        if p.quarter != quarter:
+            quarter = p.quarter
+            lines.append(f"== {quarter} ==")
+        tag = "" if p.built else "  [not built yet]"
+        state = "done" if not p.pending else p.status
+        lines.append(f"  {_where(p)}: {p.summary}{tag}  ({state})")
+        for c in p.preflight:
+            lines.append(f"      check  {c}")
+        for s in p.steps:
+            sign = "+" if s.will_run else "="
+            lines.append(f"    {sign} {s.id}: {'; '.join(s.actions)}")
+        for c in p.verify:
+            lines.append(f"      verify {c}")
+        lines.append(f"      rollback: {'; '.join(p.rollback)}")
+        if p.point_of_no_return:
+            lines.append(f"      point of no return at {p.point_of_no_return}: runbook {p.runbook}")
+    pending = sum(1 for p in plan.phases if p.pending)
+    lines += ["", f"{pending} of {len(plan.phases)} phase(s) with changes pending."]
+    return "\n".join(lines)
+
+
+def outcome_text(o: RunOutcome) -> str:
+    where = f"{o.phase} @ {o.region}" if o.region else o.phase
+    lines = [f"{o.action} {where}: {o.status} in {o.duration_s:.1f}s (run {o.run_id[:8]})"]
+    for s in o.steps:
+        lines.append(f"  {s['result']:>12}  {s['id']}  {s['title']}")
+    for step_id, outputs in o.outputs.items():
+        if outputs:
+            lines.append(f"  outputs of {step_id}: " + ", ".join(f"{k}={v}" for k, v in outputs.items()))
+    if o.note:
+        lines.append(o.note)
+    return "\n".join(lines)
+
+
+def status_tables(report: StatusReport) -> list[Table]:
+    lock = Table(title=f"environment {report.env} · journal serial {report.serial}", title_justify="left")
+    for col in ("lock", "holder", "operation", "since", "expires"):
+        lock.add_column(col)
+    if report.lock:
+        l = report.lock
+        lock.add_row(l.lock_id, l.holder, l.operation, l.acquired_at.isoformat(timespec="seconds"),
+                     l.expires_at.isoformat(timespec="seconds"))
+    else:
+        lock.add_row("free", "", "", "", "")
+    phases = Table(title="phases", title_justify="left")
+    for col in ("quarter", "phase", "region", "status", "steps", "last error"):
+        phases.add_column(col, overflow="fold")
+    for r in report.phases:
+        status_text = r["status"] if r["built"] else f"{r['status']} (not built yet)"
+        phases.add_row(r["quarter"], r["phase"], r["region"] or "—", status_text,
+                       f"{r['steps_applied']}/{r['steps_total']}", r["last_error"] or "")
+    repl = Table(title="replication per region", title_justify="left")
+    for col in ("region", "state", "lag (s)", "lag (bytes)", "replay LSN", "reads from"):
+        repl.add_column(col, overflow="fold")
+    for r in report.replication:
+        if "error" in r:
+            repl.add_row(r["region"] or "—", r["state"], "", "", "", r["error"])
+        else:
+            repl.add_row(r["region"], r["state"], _num(r["lag_seconds"]), _num(r["lag_bytes"]),
+                         r["replay_lsn"] or "", r["reader_endpoint"] or "")
+    return [lock, phases, repl]
+
+
+def _num(v) -> str:
+    if v is None:
+        return "unknown"
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def history_table(events) -> Table:
+    table = Table(title="journal", title_justify="left")
+    for col in ("serial", "time (UTC)", "actor", "kind", "phase", "region", "step", "detail"):
+        table.add_column(col, overflow="fold")
+    for e in events:
+        detail = e.data.get("error") or e.data.get("action") or e.data.get("reason") or ""
+        if not detail and e.kind == "step_succeeded" and e.data.get("outputs"):
+            detail = ", ".join(f"{k}={v}" for k, v in e.data["outputs"].items())
+        table.add_row(str(e.serial), e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.kind,
+                      e.phase or "", e.region or "", e.step or "", str(detail))
+    return table

@@ -1,0 +1,36 @@
+"""Build the providers for an environment. Adapters are imported lazily so that the engine never
+imports boto3 or psycopg itself, and a lab run never needs AWS credentials."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from migrate.engine.model import Providers
+from migrate.errors import LabError
+
+
+def lab_dir_for(env, spec_dir: Path) -> Path:
+    """MIGRATE_LAB_DIR wins; else the spec's lab.lab_dir, relative to the spec file's folder."""
+    override = os.environ.get("MIGRATE_LAB_DIR")
+    if override:
+        return Path(override).absolute()
+    return (spec_dir / env.lab.lab_dir).absolute()
+
+
+def build_providers(spec, env) -> Providers:
+    """The adapters for `env`: lab processes for kind 'lab', boto3 for kind 'aws'."""
+    if env.kind == "lab":
+        from migrate.lab.topology import LabTopology
+        from migrate.providers.lab.global_database import LabGlobalDatabase
+
+        lab_dir = lab_dir_for(env, spec.path.parent)
+        topology = LabTopology.load(lab_dir)
+        if topology is None:
+            raise LabError(f"the lab is not up (no {lab_dir / 'lab.json'})",
+                           hint="start it with `migrate lab up`")
+        return Providers(global_database=LabGlobalDatabase(topology))
+    from migrate.providers.aws.global_database import AwsGlobalDatabase
+
+    aws = env.aws
+    return Providers(global_database=AwsGlobalDatabase.from_spec(spec, aws))

@@ -1,0 +1,126 @@
+"""Phases that are in the programme but not built yet. They describe what they will do (so a
+reviewer reads the whole programme in `migrate plan`) and refuse to run, saying so plainly."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from migrate.engine.model import Check, CheckResult, Step, Target
+from migrate.errors import PhaseNotBuilt
+
+
+@dataclass(frozen=True)
+class _SketchStep:
+    """A step of a phase not built yet: it can be described, never run."""
+
+    id: str
+    title: str
+    undo_text: str
+
+    def describe(self, target: Target) -> list[str]:
+        return [f"(not built yet) {self.title}"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return [f"(not built yet) {self.undo_text}"]
+
+    def apply(self, ctx):
+        raise PhaseNotBuilt(f"step {self.id} is not built yet")
+
+    def verify(self, ctx) -> None:
+        raise PhaseNotBuilt(f"step {self.id} is not built yet")
+
+    def undo(self, ctx) -> None:
+        raise PhaseNotBuilt(f"step {self.id} is not built yet")
+
+
+def _sketch_check(check_id: str, description: str) -> Check:
+    return Check(check_id, description, "not built yet",
+                 lambda t: CheckResult(check_id, None, "not built yet"))
+
+
+@dataclass(frozen=True)
+class PlannedPhase:
+    """A catalogue entry (DESIGN §5) whose implementation is still to come."""
+
+    name: str
+    summary: str
+    regional: bool
+    sketch_steps: tuple[tuple[str, str, str], ...]  # (id, does, undo)
+    sketch_preflight: tuple[str, ...]
+    rollback_text: tuple[str, ...]
+    point_of_no_return: str | None = None
+    built: bool = False
+
+    @property
+    def runbook(self) -> str:
+        return f"runbooks/{self.name}.md"
+
+    def preflight(self, target: Target) -> list[Check]:
+        return [_sketch_check(f"pre-{i}", text) for i, text in enumerate(self.sketch_preflight, 1)]
+
+    def steps(self, target: Target) -> list[Step]:
+        return [_SketchStep(i, t, u) for i, t, u in self.sketch_steps]
+
+    def verify(self, target: Target) -> list[Check]:
+        return []
+
+    def rollback_summary(self, target: Target) -> list[str]:
+        return list(self.rollback_text)
+
+    def not_built_error(self) -> PhaseNotBuilt:
+        return PhaseNotBuilt(f"phase '{self.name}' is not built yet: it is planned, not implemented",
+                             hint=f"see `migrate plan --phase {self.name}` for what it will do; "
+                                  f"attach-secondary is the phase built so far")
+
+
+PLANNED: dict[str, PlannedPhase] = {p.name: p for p in (
+    PlannedPhase(
+        "stand-up-region", "Stand up the region's stateless API, Redis, S3 bucket and a weight-0 DNS record",
+        True,
+        (("region-infra", "apply the region's infrastructure (terraform root on AWS, processes in the lab)", "destroy it"),
+         ("redis", "start the region's Redis", "remove the region's Redis"),
+         ("s3-replication", "create the region's S3 bucket with replication from the source bucket", "remove bucket and replication rule"),
+         ("deploy-api", "deploy the API at 0 % traffic", "remove the API deployment"),
+         ("health-check", "create the Route 53 health check and see the API healthy", "delete the health check"),
+         ("dns-weight-0", "create the weight-0 record for api.game.example", "delete the record")),
+        ("service quotas", "CIDR free", "names free", "API image exists", "source region healthy"),
+        ("remove everything in reverse order",)),
+    PlannedPhase(
+        "shadow-traffic", "Mirror a sampled share of the geography's reads to the region; three-way diff",
+        True,
+        (("start-mirror", "mirror a sampled share of requests (keyed on player id, reads only)", "stop mirroring"),
+         ("diff-report", "three-way diff: primary, second primary sample, candidate", "nothing"),),
+        ("region verified", "API healthy"),
+        ("stop mirroring",)),
+    PlannedPhase(
+        "shift-traffic", "Step weighted Route 53 records 1 → 5 → 25 → 50 → 100 % with bake and gate",
+        True,
+        (("shift-weights", "step the weights along the schedule, bake and gate after each", "weights back to the source region"),
+         ("latency-records", "replace weighted records with latency records and health checks", "restore weighted records")),
+        ("shadow diff under threshold", "error budget left"),
+        ("weights back to the source region",)),
+    PlannedPhase(
+        "expand-schema", "Alembic expand@head (additive only) and a batched backfill throttled by replication lag",
+        False,
+        (("expand", "alembic upgrade expand@head with lock_timeout and retry", "alembic downgrade the expand branch"),
+         ("backfill", "batched backfill throttled by replication lag", "nothing (additive)")),
+        ("squawk lint clean", "all app versions compatible"),
+        ("downgrade the expand branch",)),
+    PlannedPhase(
+        "cutover", "Planned switchover of the global database writer to the region",
+        True,
+        (("fence", "fence writes on the old writer", "unfence"),
+         ("catch-up", "wait for every member's replay LSN", "nothing"),
+         ("promote", "promote the region's secondary", "switch back"),
+         ("repoint", "re-point writers; enable home-region writes and session re-homing", "re-point back"),
+         ("unfence", "unfence", "nothing")),
+        ("all members healthy and caught up", "no schema change in flight", "error budget", "approval"),
+        ("switchover back",)),
+    PlannedPhase(
+        "contract-schema", "Alembic contract@head, only after expand and backfill are recorded",
+        False,
+        (("contract", "alembic upgrade contract@head", "none: point of no return"),),
+        ("every region runs the new app version", "expand and backfill recorded"),
+        ("point of no return: restore from backup per the runbook",),
+        point_of_no_return="contract"),
+)}
