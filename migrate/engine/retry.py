@@ -24,6 +24,6 @@ def call_with_retries(fn: Callable[[], T], *, attempts: int = 5, initial: float 
 
     retrying = Retrying(retry=retry_if_exception_type(TransientProviderError),
                         stop=stop_after_attempt(attempts),
-                        wait=wait_exponential_jitter(initial=initial, max=maximum),
+                        wait=wait_exponential_jitter(multiplier=initial, max=maximum, jitter=initial),
                         before_sleep=before_sleep, reraise=True)
     return retrying(fn)
