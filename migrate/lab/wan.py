@@ -67,8 +67,12 @@ async def serve(specs: list[LinkSpec], control_port: int, pidfile: Path | None =
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     # Written only once every port listens, so a pidfile means "ready".
-    if pidfile is not None:
-        pidfile.write_text(f"{os.getpid()}\n")
+    try:
+        if pidfile is not None:
+            pidfile.write_text(f"{os.getpid()}\n")
+    except OSError as exc:
+        await proxy.stop()
+        raise LabError(f"cannot write the WAN proxy pidfile {pidfile}: {exc.strerror or exc}") from exc
     log.info("WAN proxy ready: %d links, control port %s", len(specs), proxy.control_port)
     try:
         await stop.wait()

@@ -131,5 +131,7 @@ class Link:
                                    self.buffer_bytes, self.spec.name)
         except asyncio.CancelledError:
             pass  # a cut or a stop; proxy_connection already reset both sides
+        except Exception:  # a bug, not a network event: say so instead of losing it in the task
+            log.exception("link %s: connection failed unexpectedly", self.spec.name)
         finally:
             self._tasks.discard(task)

@@ -56,7 +56,9 @@ class Direction:
                 await self._changed.wait_for(lambda: self._buffered < self._limit)
             data = await self._src.read(READ_CHUNK)
             release = self._timing.release_time(self._direction, loop.time(), len(data))
-            # Jitter may draw a shorter delay than the previous chunk's: clamp, so bytes never reorder.
+            # Jitter may draw a shorter delay than the previous chunk's. The FIFO queue already keeps
+            # byte order; the clamp makes each chunk's release time true to it (no chunk is "due"
+            # behind one that is not), which is what lets the writer batch by time.
             release = max(release, self._last_release)
             self._last_release = release
             async with self._changed:

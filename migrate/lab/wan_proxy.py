@@ -78,7 +78,7 @@ class WanProxy:
         """The running link called `name`; LabError naming the known links if there is none."""
         try:
             return self._links[name]
-        except KeyError:
+        except (KeyError, TypeError):  # TypeError: a control request sent a non-string name
             known = ", ".join(sorted(self._links)) or "(none)"
             raise LabError(f"unknown link {name!r}; known: {known}") from None
 
@@ -87,7 +87,8 @@ class WanProxy:
         return self.link(name).port
 
     async def add_links(self, specs: Iterable[LinkSpec]) -> None:
-        """Start each link; a name already running with the same endpoints only takes the new timing."""
+        """Start each link in order; a name already running with the same endpoints only takes the new
+        timing (so re-adding is idempotent); on LabError the links before the failing one stay up."""
         for spec in specs:
             current = self._links.get(spec.name)
             if current is None:
@@ -159,6 +160,9 @@ class WanProxy:
             return {"ok": True}
         except LabError as exc:
             return {"ok": False, "error": exc.one_line()}
+        except Exception as exc:  # a bug must not take the control port down with it
+            log.exception("control request %r failed", request)
+            return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
 
     async def _serve_control(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
