@@ -50,7 +50,9 @@ class ReserveReplication:
         return ["release the replication channel (lab: drop the slot; AWS: nothing, the global cluster is shared)"]
 
     def apply(self, ctx: StepContext) -> dict:
-        return _gdb(ctx.target).reserve_replication(ctx.target.region)
+        outputs = _gdb(ctx.target).reserve_replication(ctx.target.region)
+        ctx.checkpoint()  # the slot exists but is not yet journaled: a real crash point
+        return outputs
 
     def verify(self, ctx: StepContext) -> None:
         facts = _gdb(ctx.target).primary_facts()
@@ -98,7 +100,9 @@ class StartSecondary:
         return [f"stop (lab) / detach from the global cluster (AWS) {target.region}'s secondary"]
 
     def apply(self, ctx: StepContext) -> dict:
-        return _gdb(ctx.target).start_secondary(ctx.target.region)
+        outputs = _gdb(ctx.target).start_secondary(ctx.target.region)
+        ctx.checkpoint()  # running but not journaled
+        return outputs
 
     def verify(self, ctx: StepContext) -> None:
         lag = _gdb(ctx.target).replication_lag(ctx.target.region)
@@ -212,7 +216,9 @@ class RouteReadsLocal:
         return [f"point {target.region}'s reads back at the writer"]
 
     def apply(self, ctx: StepContext) -> dict:
-        return {"reader_endpoint": _gdb(ctx.target).route_reads_to_secondary(ctx.target.region)}
+        endpoint = _gdb(ctx.target).route_reads_to_secondary(ctx.target.region)
+        ctx.checkpoint()  # readers moved but not journaled
+        return {"reader_endpoint": endpoint}
 
     def verify(self, ctx: StepContext) -> None:
         want = ctx.target.state.step(self.id).outputs.get("reader_endpoint")

@@ -18,7 +18,7 @@ from migrate.engine.plan import Plan, build_plan, check_not_stale, load_plan, ph
 from migrate.engine.reporting import Reporter, SilentReporter
 from migrate.engine.runner import Runner, RunOutcome
 from migrate.engine.state.protocol import Event, Lock, StateStore, open_store
-from migrate.errors import (LockNotFound, MigrateError, NothingRunning, UnknownRegion, UsageError)
+from migrate.errors import (LockHeld, LockNotFound, MigrateError, NothingRunning, UnknownRegion, UsageError)
 from phases import PHASE_ORDER, get_phase
 
 
@@ -127,13 +127,46 @@ def _operation(verb: str, phase: str, region: str | None) -> str:
     return f"phase {verb} {phase}" + (f" --region {region}" if region else "")
 
 
+def _holder_is_dead_here(holder: str) -> bool:
+    """True when the lease holder ran on this host and its process no longer exists."""
+    who, _, pid = holder.rpartition(":")
+    if who.partition("@")[2] != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _acquire(session: Session, operation: str, run_id: str, reporter: Reporter) -> Lock:
+    """Take the lease; a lease whose holder died on this very host is taken over (and journaled)."""
+    env = session.env
+    holder = f"{session.actor}:{os.getpid()}"
+    try:
+        return session.store.acquire_lock(env.name, holder=holder, operation=operation,
+                                          run_id=run_id, ttl_seconds=env.lock_ttl_seconds)
+    except LockHeld as exc:
+        stale = session.store.current_lock(env.name)
+        if stale is None or not _holder_is_dead_here(stale.holder):
+            raise
+        session.store.force_unlock(env.name, stale.lock_id)
+        session.store.append(env.name, journal.LOCK_BROKEN, actor=session.actor,
+                             data={"lock_id": stale.lock_id, "holder": stale.holder,
+                                   "operation": stale.operation,
+                                   "reason": "holder process no longer exists on this host"})
+        reporter.note(f"took over the lease of {stale.holder} ({stale.operation}): that process is gone")
+        return session.store.acquire_lock(env.name, holder=holder, operation=operation,
+                                          run_id=run_id, ttl_seconds=env.lock_ttl_seconds)
+
+
 def _with_lock(session: Session, operation: str, body: Callable[[RunControls], RunOutcome],
                reporter: Reporter) -> RunOutcome:
     env = session.env
     run_id = uuid.uuid4().hex
-    lock = session.store.acquire_lock(env.name, holder=f"{session.actor}:{os.getpid()}",
-                                      operation=operation, run_id=run_id,
-                                      ttl_seconds=env.lock_ttl_seconds)
+    lock = _acquire(session, operation, run_id, reporter)
     try:
         with RunControls(session.store, env.name, lock, run_id, env.lock_ttl_seconds,
                          env.heartbeat_seconds, reporter) as controls:
