@@ -104,6 +104,7 @@ class _Scanner:
                 keys = self._key()
                 self._skip(newlines=False)
                 self._expect("=")
+                self._skip(newlines=False)
                 self._record_prefixes(table + keys, start)
                 self._value(table + keys)
 

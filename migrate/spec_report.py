@@ -75,6 +75,14 @@ def raise_first(problems: list[Problem], path: Path) -> NoReturn:
                              "field": field or None, "more": more})
 
 
+_URL_PASSWORD = re.compile(r"(\w://[^:/@\s\"']*:)[^@\s\"']+@")
+
+
+def redact(text: str) -> str:
+    """Mask a password inside a URL, so a misplaced secret is not echoed to a terminal or log."""
+    return _URL_PASSWORD.sub(r"\1***@", text)
+
+
 def _one_line(text: str) -> str:
     return " ".join(text.splitlines()).strip()
 
@@ -114,6 +122,7 @@ def syntax_problem(exc: tomllib.TOMLDecodeError, text: str) -> Problem:
     fix = next((f for key, f in _SYNTAX_FIXES if raw.startswith(key)),
                "fix the TOML syntax (see https://toml.io/en/v1.0.0)")
     source = text.splitlines()[line - 1].strip() if line and line <= len(text.splitlines()) else ""
+    source = redact(source)
     if len(source) > 60:
         source = source[:57] + "..."
     hint = f"line {line} reads `{source}`: {fix}" if source else fix
@@ -136,9 +145,17 @@ _BOUNDS = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
 def pydantic_problems(exc: ValidationError, root: type[BaseModel],
                       lines: dict[Loc, int]) -> list[Problem]:
     """Every pydantic error as a Problem with our wording, the field's line and a fix."""
+    errors = exc.errors()
+    # A misspelt key shows up twice: as an unknown key and as the real one missing. Report it once,
+    # as the unknown key (on its own line, with "did you mean" the missing one).
+    extras = {(tuple(e["loc"][:-1]), e["loc"][-1]) for e in errors if e["type"] == "extra_forbidden"}
     problems = []
-    for err in exc.errors():
+    for err in errors:
         loc: Loc = tuple(err["loc"])
+        if err["type"] == "missing" and any(
+                parent == loc[:-1] and difflib.get_close_matches(str(loc[-1]), [str(key)], cutoff=0.6)
+                for parent, key in extras):
+            continue
         if loc and loc[-1] == "[key]":
             loc = loc[:-1]
         message, hint = _explain(err, loc, root)
@@ -233,4 +250,5 @@ def show(value: Any) -> str:
         text = f"{value:g}"
     else:
         text = str(value)
+    text = redact(text)
     return text if len(text) <= 60 else text[:57] + "..."
