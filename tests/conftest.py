@@ -42,3 +42,48 @@ def pg_database(pg_server):
     yield pg_server.dsn(name)
     with psycopg.connect(pg_server.dsn(), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+REPO = Path(__file__).resolve().parent.parent
+SPEC = REPO / "migration.toml"
+LAB_PLAYERS = 3000
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """A real lab (us-east-1 PostgreSQL seeded with a few thousand players, the WAN proxy) for the
+    whole session; its topology. Tests that attach secondaries leave it as they found it."""
+    from migrate.lab.topology import LabTopology
+    from migrate.lab.world import lab_down, lab_up
+
+    root = reachable_tmpdir("migrate-test-lab-")
+    lab_dir = root / "lab"
+    lab_up(lab_dir, LAB_PLAYERS)
+    yield LabTopology.load(lab_dir)
+    lab_down(lab_dir)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def reset_targets(topology) -> None:
+    """Remove every secondary, slot and read route the phases may have left (real adapter calls)."""
+    from migrate.lab.topology import REGIONS, SOURCE_REGION
+    from migrate.providers.lab.global_database import LabGlobalDatabase
+
+    gdb = LabGlobalDatabase(topology)
+    for region in REGIONS:
+        if region == SOURCE_REGION:
+            continue
+        gdb.route_reads_to_writer(region)
+        gdb.delete_secondary(region)
+        gdb.release_replication(region)
+
+
+@pytest.fixture
+def clean_lab(lab, tmp_path, monkeypatch):
+    """The session lab with no secondary attached, a fresh journal, and env vars pointing at both."""
+    reset_targets(lab)
+    state = tmp_path / "state.db"
+    monkeypatch.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
+    monkeypatch.setenv("MIGRATE_STATE", str(state))
+    yield lab
+    reset_targets(lab)

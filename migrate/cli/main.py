@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import click
 import typer
 
 from migrate import exit_codes
@@ -29,7 +28,7 @@ def main(ctx: typer.Context,
          output: str = typer.Option("text", "--output", help="text or json (versioned envelope)"),
          debug: bool = typer.Option(False, "--debug", help="show tracebacks")) -> None:
     if output not in ("text", "json"):
-        raise click.BadParameter(f"'{output}' is not one of text, json", param_hint="--output")
+        raise typer.BadParameter(f"'{output}' is not one of text, json", param_hint="--output")
     ctx.obj = Options(spec, env, state_url, output, debug)
 
 
@@ -45,15 +44,17 @@ def run() -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=sys.argv[1:], prog_name="migrate", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         code = exc.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         err.print("[red]aborted[/]")
         code = exit_codes.ERROR
-    except click.ClickException as exc:
-        err.print(f"[red]error[/] [USAGE] {exc.format_message()}", soft_wrap=True)
+    except typer.TyperException as exc:  # typer's (vendored click) usage errors
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err.print(f"[red]error[/] [USAGE] {message}", soft_wrap=True)
+        err.print("[dim]hint:[/] see `migrate --help` or `migrate COMMAND --help`")
         if "--output" in sys.argv and "json" in sys.argv:
             print_json(envelope(" ".join(sys.argv[1:3]), False, None,
-                                {"code": "USAGE", "message": exc.format_message()}, exit_codes.ERROR))
+                                {"code": "USAGE", "message": message}, exit_codes.ERROR))
         code = exit_codes.ERROR
     sys.exit(code if isinstance(code, int) else 0)

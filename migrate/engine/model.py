@@ -29,7 +29,16 @@ class Target:
     phase: str
     region: str | None  # None for global phases (schema)
     state: "PhaseState"  # the journal's view of this phase in this region, at run start
-    providers: Providers | None = None  # None while only describing (plan): describe never acts
+    providers_source: "Providers | Callable[[], Providers] | None" = None  # None while only describing
+
+    @property
+    def providers(self) -> Providers:
+        """The adapters, built on first use (so a no-op rollback never needs the lab or AWS)."""
+        if callable(self.providers_source):
+            self.providers_source = self.providers_source()
+        if self.providers_source is None:
+            raise RuntimeError("this target was made for describing only; it has no providers")
+        return self.providers_source
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ class FakePhase:
 def make_runner(store, phase, *, run_id="run-1", region="ap-northeast-1", reporter=None) -> Runner:
     """A runner on a fresh fold of the store's journal, without a lock (unit tests)."""
     state = journal.fold(store.events(ENV.name))
-    target = Target(SPEC, ENV, phase.name, region, state.phase(phase.name, region), providers=None)
+    target = Target(SPEC, ENV, phase.name, region, state.phase(phase.name, region), providers_source=None)
     reporter = reporter or SilentReporter()
     controls = RunControls(store, ENV.name, None, run_id, ENV.lock_ttl_seconds, ENV.heartbeat_seconds, reporter)
     return Runner(store, phase, target, controls, reporter, actor="tester@unit", retry_attempts=3)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,11 +27,13 @@ def iso(at: datetime) -> str:
 
 
 def encode_data(data: dict[str, Any] | None) -> str:
-    """The event payload as JSON text; raises TypeError before anything is written if it is not JSON."""
-    return json.dumps(data or {}, separators=(",", ":"))
+    """The payload as JSON text; TypeError/ValueError (before anything is written) if it is not JSON."""
+    # allow_nan=False: NaN is not JSON, and PostgreSQL's jsonb would refuse what SQLite accepted.
+    return json.dumps(data or {}, separators=(",", ":"), allow_nan=False)
 
 
 def lock_held(lock: Lock) -> LockHeld:
+    """The refusal a second acquirer gets: who holds `lock`, doing what, since when, and its id."""
     return LockHeld(
         f"environment '{lock.env}' is locked by {lock.holder} ({lock.operation}) since "
         f"{iso(lock.acquired_at)}; lock id {lock.lock_id}",
@@ -44,6 +45,7 @@ def lock_held(lock: Lock) -> LockHeld:
 
 
 def lock_lost(lock_id: str, env: str | None, ended_at: datetime | None, how: str | None) -> LockLost:
+    """What a holder hears when its lease ended under it (`env` None: the id never existed)."""
     if env is None:
         message = f"lock id {lock_id} does not exist"
     else:
@@ -54,6 +56,7 @@ def lock_lost(lock_id: str, env: str | None, ended_at: datetime | None, how: str
 
 
 def lock_not_found(env: str, lock_id: str, current: Lock | None) -> LockNotFound:
+    """`unlock --force` named a lease that is not live on `env`; points at the `current` one."""
     now = f"; the current lock id is {current.lock_id}" if current else "; it is not locked"
     return LockNotFound(f"environment '{env}' has no lock with id {lock_id}{now}",
                         hint="see `migrate status` for the current lock id",
@@ -62,6 +65,7 @@ def lock_not_found(env: str, lock_id: str, current: Lock | None) -> LockNotFound
 
 
 def taken_over_how(new: Lock) -> str:
+    """How an expired lease ended, recorded on it so its old holder's LockLost can say so."""
     return f"it expired and was taken over by {new.holder} (lock id {new.lock_id})"
 
 
@@ -104,14 +108,13 @@ class SqliteStateStore:
 
     def __init__(self, path: str) -> None:
         self.path = Path(path)
-        self._closed = threading.Event()
+        self._closed = False
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise self._error(f"cannot create its folder: {exc.strerror or exc}") from exc
         with self._connect() as conn:
-            # WAL lets readers (status, control polls) run while a writer appends.
-            self._run(lambda: conn.execute("PRAGMA journal_mode=WAL"))
+            self._use_wal(conn)
             # One transaction, so a second process starting at the same moment waits, then no-ops.
             self._run(lambda: conn.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;"))
 
@@ -198,15 +201,15 @@ class SqliteStateStore:
         with self._write() as conn:
             live = self._live(conn, env)
             if live is None or live.lock_id != lock_id:
-                raise lock_not_found(env, lock_id, live if live and live.expires_at > _dt(_now_us())
-                                     else None)
+                unexpired = live if live and live.expires_at > _dt(_now_us()) else None
+                raise lock_not_found(env, lock_id, unexpired)
             conn.execute("UPDATE lock SET ended_us = ?, ended_how = 'it was force-unlocked' "
                          "WHERE lock_id = ?", (_now_us(), lock_id))
         return live
 
     def close(self) -> None:
         """Nothing stays open between calls; later calls raise StateStoreError."""
-        self._closed.set()
+        self._closed = True
 
     # -- plumbing
 
@@ -215,6 +218,20 @@ class SqliteStateStore:
         row = conn.execute(f"SELECT {_LOCK_COLUMNS} FROM lock WHERE env = ? AND ended_us IS NULL",
                            (env,)).fetchone()
         return _lock(row) if row else None
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        # WAL lets readers (status, control polls) run while a writer appends. Switching to it
+        # needs an exclusive lock that SQLite does not wait for (busy_timeout does not apply), so
+        # processes creating the file at the same moment retry.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise self._error(str(exc)) from exc
+                time.sleep(0.02)
 
     def _error(self, why: str) -> StateStoreError:
         return StateStoreError(f"SQLite state store {self.path}: {why}",
@@ -230,7 +247,7 @@ class SqliteStateStore:
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         # A connection per call: sqlite3 connections must not cross threads, and opening is cheap.
-        if self._closed.is_set():
+        if self._closed:
             raise self._error("the store was closed")
         # isolation_level=None: we issue BEGIN ourselves; timeout is SQLite's busy_timeout.
         conn = self._run(lambda: sqlite3.connect(self.path, timeout=30, isolation_level=None))

@@ -1,0 +1,119 @@
+"""attach-secondary on a real lab: real PostgreSQL primary and standbys, the real WAN proxy.
+
+Lifecycle: apply → verify → rollback → apply → verify. Crash: the process SIGKILLs itself at every
+step boundary and inside every step; re-running the same command reaches the same verified end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+import psycopg
+import pytest
+
+from migrate.engine import services
+from migrate.lab.topology import SOURCE_REGION
+from migrate.providers.lab.global_database import LabGlobalDatabase
+from phases.attach_secondary import AttachSecondary
+from tests.cli_helpers import migrate
+from tests.conftest import SPEC
+
+REGION = "ap-northeast-1"
+STEP_IDS = [s.id for s in AttachSecondary().steps(None)]
+
+
+def open_session():
+    return services.open_session(SPEC, "lab")
+
+
+def assert_attached_and_verified(lab, region=REGION):
+    """The end state of a successful attach, read from the real processes, not the journal."""
+    session = open_session()
+    try:
+        report = services.status(session)
+        row = next(r for r in report.phases if r["phase"] == "attach-secondary" and r["region"] == region)
+        assert row["status"] == "succeeded", row
+        gdb = LabGlobalDatabase(lab)
+        assert gdb.replication_lag(region).state == "streaming"
+        slot = gdb.secondary_facts(region).slot_name
+        assert slot in gdb.primary_facts().slots
+        assert gdb.reader_endpoint(region) == lab.pg(region).dsn()
+        # the replica really serves the players, through its own port
+        with psycopg.connect(lab.pg(region).dsn()) as conn:
+            assert conn.execute("select count(*) from players").fetchone()[0] >= 3000
+            assert conn.execute("select pg_is_in_recovery()").fetchone()[0] is True
+    finally:
+        session.close()
+
+
+def assert_nothing_left(lab, region=REGION):
+    gdb = LabGlobalDatabase(lab)
+    assert not lab.pg(region).exists()
+    assert gdb.secondary_facts(region).slot_name not in gdb.primary_facts().slots
+    assert gdb.replication_lag(region).state == "absent"
+    assert gdb.reader_endpoint(region) != lab.pg(region).dsn()  # reads back at the writer
+
+
+def test_attach_verify_rollback_attach_verify(clean_lab):
+    session = open_session()
+    try:
+        first = services.run_phase(session, "attach-secondary", REGION)
+        assert first.status == "succeeded"
+        assert all(c.ok for c in first.verify)
+        assert first.outputs["verify-data"]["mismatches"] == 0
+        assert first.outputs["verify-data"]["rows"] >= 3000
+    finally:
+        session.close()
+    assert_attached_and_verified(clean_lab)
+
+    # a write on the writer reaches the replica and is read locally
+    with psycopg.connect(clean_lab.primary().dsn(), autocommit=True) as conn:
+        conn.execute("update players set coins = 424242 where id = 7")
+    session = open_session()
+    try:
+        assert services.run_phase(session, "attach-secondary", REGION).status == "already-done"
+        back = services.rollback_phase(session, "attach-secondary", REGION)
+        assert back.status == "rolled-back"
+        assert [s["result"] for s in back.steps] == ["undone"] * len(STEP_IDS)
+        assert_nothing_left(clean_lab)
+        assert services.rollback_phase(session, "attach-secondary", REGION).status == "nothing-to-roll-back"
+        again = services.run_phase(session, "attach-secondary", REGION)
+        assert again.status == "succeeded"
+    finally:
+        session.close()
+    assert_attached_and_verified(clean_lab)
+    with psycopg.connect(clean_lab.pg(REGION).dsn()) as conn:
+        assert conn.execute("select coins from players where id = 7").fetchone()[0] == 424242
+
+
+CRASH_POINTS = [(point, step) for step in STEP_IDS for point in ("before", "inside", "after")]
+
+
+@pytest.mark.parametrize("point,step", CRASH_POINTS, ids=[f"{p}:{s}" for p, s in CRASH_POINTS])
+def test_crash_then_resume_reaches_the_same_verified_end(clean_lab, point, step):
+    fault = f"{point}:{step}" + ("@2" if (point, step) == ("inside", "verify-data") else "")
+    killed = migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes",
+                     env={"MIGRATE_FAULT": fault})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_attached_and_verified(clean_lab)
+    history = json.loads(migrate("--output", "json", "history", "--limit", "0").stdout)["data"]
+    kinds = [e["kind"] for e in history]
+    assert kinds.count("run_started") == 2 and kinds[-1] == "run_succeeded"
+    starts = [e for e in history if e["kind"] == "step_started" and e["step"] == step]
+    assert len(starts) == 2  # the interrupted step ran again, once
+    rolled = migrate("phase", "rollback", "attach-secondary", "--region", REGION)
+    assert rolled.returncode == 0, rolled.stderr
+    assert_nothing_left(clean_lab)
+
+
+@pytest.mark.parametrize("step", ["seed-secondary", "reserve-replication"])
+def test_crash_inside_rollback_then_rollback_again_leaves_nothing(clean_lab, step):
+    migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes", check=0)
+    killed = migrate("phase", "rollback", "attach-secondary", "--region", REGION,
+                     env={"MIGRATE_FAULT": f"undo-before:{step}"})
+    assert killed.returncode == -signal.SIGKILL
+    migrate("phase", "rollback", "attach-secondary", "--region", REGION, check=0)
+    assert_nothing_left(clean_lab)
