@@ -81,6 +81,9 @@ class GlobalDatabase(Protocol):
     def reserve_replication(self, region: str) -> dict:
         """Make the writer keep changes for `region` (lab: physical slot; AWS: global cluster present); returns outputs to journal."""
 
+    def replication_reserved(self, region: str) -> bool:
+        """True when the writer keeps changes for `region` (lab: its slot exists; AWS: global cluster with the primary); read-only."""
+
     def release_replication(self, region: str) -> None:
         """Undo reserve_replication; a no-op when nothing is reserved."""
 

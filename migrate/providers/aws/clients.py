@@ -62,9 +62,10 @@ class AwsClients:
         key = (service, region)
         with self._lock:
             if key not in self._clients:
-                session = self._session or boto3.Session()
                 try:
-                    self._clients[key] = session.client(
+                    # One session for all clients: its loaders cache the service models.
+                    self._session = self._session or boto3.Session()
+                    self._clients[key] = self._session.client(
                         service, region_name=region, endpoint_url=self._endpoint_url,
                         config=client_config(self._endpoint_url))
                 except Exception as exc:  # a bad profile or endpoint: still a one-line project error

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 import boto3
+from botocore.exceptions import BotoCoreError
 
 from migrate.errors import ProviderError
 from migrate.providers.aws.clients import AwsClients, ClientFactory, call
@@ -103,6 +104,7 @@ class AwsGlobalDatabase:
         poll_interval: float = 15.0,
         wait_timeout: float = 3600.0,
         lag_window_seconds: float = 300.0,
+        expected_account_id: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -118,6 +120,7 @@ class AwsGlobalDatabase:
         sql_checksummer: runs key_range / checksum_chunk SQL; None = those two raise an honest ProviderError.
         poll_interval / wait_timeout: how often and how long to poll AWS while a cluster changes state.
         lag_window_seconds: how far back replication_lag looks for CloudWatch datapoints.
+        expected_account_id: when set, every change first checks (once) that the credentials belong to it.
         """
         if isinstance(secondary_cluster_id, str) and "{region}" not in secondary_cluster_id:
             raise ProviderError(f"secondary cluster name template {secondary_cluster_id!r} lacks {{region}}", where="aws")
@@ -134,8 +137,35 @@ class AwsGlobalDatabase:
         self._poll_interval = poll_interval
         self._wait_timeout = wait_timeout
         self._lag_window = lag_window_seconds
+        self._expected_account = expected_account_id
+        self._account_checked = False
         self._sleep = sleep
         self._clock = clock
+
+    @classmethod
+    def from_spec(cls, spec: Any, aws: Any, **overrides: Any) -> AwsGlobalDatabase:
+        """The adapter for an [environments.NAME.aws] table: the profile's credentials (or, against a
+        moto endpoint, the environment's), the account check, and the project's naming: global cluster
+        "game-global", primary "game-<source region>", secondaries "game-<region>"."""
+        source = getattr(spec, "writer_region", None) or spec.source_region
+        endpoint_url = getattr(aws, "endpoint_url", None)
+        settings: dict[str, Any] = {
+            "global_cluster_id": "game-global",
+            "primary_cluster_id": f"game-{source}",
+            "source_region": source,
+            "secondary_cluster_id": "game-{region}",
+            "endpoint_url": endpoint_url,
+            "expected_account_id": getattr(aws, "account_id", None),
+            "wait_timeout": 6 * 3600.0,  # creating a global secondary copies the whole volume
+        }
+        settings.update(overrides)
+        if "session" not in settings and "client_factory" not in settings and not endpoint_url:
+            try:
+                settings["session"] = boto3.Session(profile_name=aws.profile)
+            except BotoCoreError as exc:  # ProfileNotFound and friends: one line, no traceback
+                raise ProviderError(f"AWS profile {aws.profile!r} is not usable: {type(exc).__name__}",
+                                    where="aws", hint="configure it in ~/.aws/config (e.g. aws configure sso)") from None
+        return cls(**settings)
 
     # ----------------------------------------------------------------- names
 
@@ -176,19 +206,21 @@ class AwsGlobalDatabase:
         )
 
     def secondary_facts(self, region: str) -> SecondaryFacts:
+        # slot_name is the cluster ARN the secondary has (or will have) as a global cluster member,
+        # so it compares with PrimaryFacts.slots.
         cluster_id = self.secondary_cluster_name(region)
         cluster = self._cluster(region, cluster_id)
         if cluster is None:
             return SecondaryFacts(region=region, exists=False, running=False,
                                   engine_version_num=version_num(self._target_engine_version()),
-                                  free_disk_bytes=None, slot_name=cluster_id)
+                                  free_disk_bytes=None, slot_name=self._future_arn(region, cluster_id))
         instance = self._instance(region, self.reader_instance_name(region))
         running = cluster.get("Status") == "available" and bool(instance) and \
             instance.get("DBInstanceStatus") == "available"
         return SecondaryFacts(region=region, exists=True, running=running,
                               engine_version_num=version_num(cluster.get("EngineVersion", "")),
                               free_disk_bytes=None,  # Aurora storage grows on its own
-                              slot_name=cluster_id)
+                              slot_name=cluster["DBClusterArn"])
 
     def replication_lag(self, region: str) -> ReplicationLag:
         cluster_id = self.secondary_cluster_name(region)
@@ -216,6 +248,7 @@ class AwsGlobalDatabase:
         After a planned switchover another member is the writer; the primary is then still a member, so
         membership (not IsWriter) is what must hold here.
         """
+        self._check_account()
         primary = self._cluster(self.source_region, self.primary_cluster_id)
         if primary is None:
             raise ProviderError(f"primary cluster {self.primary_cluster_id} not found in {self.source_region}",
@@ -241,11 +274,18 @@ class AwsGlobalDatabase:
                 "global_cluster_arn": global_cluster.get("GlobalClusterArn", ""),
                 "writer_cluster_id": writer_id, "writer_region": writer_region, "region": region}
 
+    def replication_reserved(self, region: str) -> bool:
+        """True when the global cluster exists with the primary as a member (read-only)."""
+        primary = self._cluster(self.source_region, self.primary_cluster_id)
+        global_cluster = self._global_cluster()
+        return bool(primary and global_cluster and _is_member(global_cluster, primary["DBClusterArn"]))
+
     def release_replication(self, region: str) -> None:
         """Nothing to undo: the global cluster is shared by every region (and holds the primary), so one
         region's rollback must not delete it; detaching the region's secondary is stop_secondary's job."""
 
     def create_secondary(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        self._check_account()
         cluster_id = self.secondary_cluster_name(region)
         instance_id = self.reader_instance_name(region)
         global_cluster = self._global_cluster()
@@ -279,7 +319,7 @@ class AwsGlobalDatabase:
 
     def start_secondary(self, region: str) -> dict:
         """Aurora secondaries replicate from the moment they are created; starting = waiting until they serve reads."""
-        cluster = self._existing_member(region)
+        self._existing_member(region)
         cluster = self._wait_until_serving(region, progress=None, checkpoint=None)
         return self._outputs(region, cluster)
 
@@ -289,6 +329,7 @@ class AwsGlobalDatabase:
         cluster = self._cluster(region, self.secondary_cluster_name(region))
         if cluster is None:
             return
+        self._check_account()
         self._refuse_while_reads_use(region, cluster, "detach")
         if _is_member(self._global_cluster(), cluster["DBClusterArn"]):
             self._detach(region, cluster)
@@ -300,6 +341,7 @@ class AwsGlobalDatabase:
         cluster = self._cluster(region, cluster_id)
         if cluster is None:
             return
+        self._check_account()
         self._refuse_while_reads_use(region, cluster, "delete")
         deadline = self._clock() + self._wait_timeout
         detach_requested = False
@@ -325,6 +367,7 @@ class AwsGlobalDatabase:
             self._sleep(self._poll_interval)
 
     def route_reads_to_secondary(self, region: str) -> str:
+        self._check_account()
         cluster = self._existing_member(region)
         instance = self._instance(region, self.reader_instance_name(region))
         if cluster.get("Status") != "available" or not instance or instance.get("DBInstanceStatus") != "available":
@@ -337,6 +380,7 @@ class AwsGlobalDatabase:
         return endpoint
 
     def route_reads_to_writer(self, region: str) -> str:
+        self._check_account()
         endpoint = self._writer_endpoint()
         self._publish_reader_endpoint(region, endpoint)
         return endpoint
@@ -353,6 +397,18 @@ class AwsGlobalDatabase:
         return checksummer.checksum_chunk(self._writer_endpoint(), reader, table, lo, hi)
 
     # ------------------------------------------------------------- helpers
+
+    def _check_account(self) -> None:
+        """Refuse to change anything in an account other than the one the spec names."""
+        if self._expected_account is None or self._account_checked:
+            return
+        identity = call(self._clients("sts", self.source_region), "get_caller_identity", self.source_region)
+        account = (identity or {}).get("Account")
+        if account != self._expected_account:
+            raise ProviderError(f"the AWS credentials in use belong to account {account}, "
+                                f"not {self._expected_account} named in the spec", where="aws",
+                                hint="switch profile, or fix account_id in migration.toml")
+        self._account_checked = True
 
     def _rds(self, region: str) -> Any:
         return self._clients("rds", region)
@@ -379,6 +435,15 @@ class AwsGlobalDatabase:
             if candidate.get("GlobalClusterIdentifier", "").lower() == wanted:
                 return candidate
         return None
+
+    def _future_arn(self, region: str, cluster_id: str) -> str:
+        """The ARN a cluster named `cluster_id` in `region` gets: same partition and account as the primary."""
+        primary = self._cluster(self.source_region, self.primary_cluster_id)
+        if primary is None:
+            raise ProviderError(f"primary cluster {self.primary_cluster_id} not found in {self.source_region}",
+                                where="aws", hint="check primary_cluster_id and source_region in the plan spec")
+        parts = primary["DBClusterArn"].split(":")
+        return ":".join([*parts[:3], region, parts[4], "cluster", cluster_id])
 
     def _writer(self, global_cluster: dict | None) -> tuple[str, str]:
         """(region, cluster id) of the current writer: the member AWS marks as writer, else the configured primary."""
