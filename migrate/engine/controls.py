@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable
 
 from migrate.engine import journal
 from migrate.engine.reporting import Reporter
@@ -30,6 +31,8 @@ class RunControls:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.honour_abort = True  # off during rollback: an abort must never interrupt the undo
+        # Set by the runner: journals that the run really paused/resumed, so other terminals see it.
+        self.announce: Callable[[str], None] = lambda kind: None
 
     def __enter__(self) -> "RunControls":
         if self.lock is not None:
@@ -72,6 +75,7 @@ class RunControls:
                 raise Aborted("aborted by operator request", details={"run_id": self.run_id})
             paused = action == "pause" or (paused and action != "resume")
         if paused:
+            self.announce("run_paused")
             self.reporter.note("paused by operator request; waiting for `migrate resume` or `migrate abort`")
             while paused:
                 time.sleep(POLL_SECONDS)
@@ -83,4 +87,5 @@ class RunControls:
                                       details={"run_id": self.run_id})
                     if action == "resume":
                         paused = False
+            self.announce("run_resumed")
             self.reporter.note("resumed by operator request")

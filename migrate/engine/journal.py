@@ -29,6 +29,8 @@ ROLLBACK_SUCCEEDED = "rollback_succeeded"
 ROLLBACK_FAILED = "rollback_failed"
 OPERATOR_REQUEST = "operator_request"
 LOCK_BROKEN = "lock_broken"
+RUN_PAUSED = "run_paused"  # the running phase acknowledged a pause request
+RUN_RESUMED = "run_resumed"
 
 # Step statuses
 PENDING = "pending"

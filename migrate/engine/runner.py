@@ -82,6 +82,7 @@ class Runner:
         self.controls, self.reporter, self.actor = controls, reporter, actor
         self.run_id = run_id or controls.run_id or uuid.uuid4().hex
         self.retry_attempts = retry_attempts
+        controls.announce = lambda kind: self.journal(kind)
 
     # --- journaling -------------------------------------------------------------------------
     def journal(self, kind: str, *, step: str | None = None, data: dict | None = None) -> None:
