@@ -155,3 +155,20 @@ def test_rollback_of_a_phase_never_run_is_a_no_op_that_needs_no_lab():
     proc = migrate("phase", "rollback", "attach-secondary", "--region", "ap-northeast-1")
     assert proc.returncode == 0, proc.stderr
     assert "nothing-to-roll-back" in proc.stdout
+
+
+def test_a_team_shared_postgresql_journal_works_through_the_cli(pg_database):
+    lock_refusal = None
+    proc = migrate("--state", pg_database, "--output", "json", "plan")
+    assert proc.returncode == 2 and envelope(proc)["data"]["journal_serial"] == 0
+    from migrate.engine.state.postgres import PostgresStateStore
+
+    store = PostgresStateStore(pg_database)
+    lock = store.acquire_lock("lab", holder="bob@bastion:7", operation="phase run attach-secondary --region ap-northeast-1",
+                              run_id="r", ttl_seconds=600)
+    lock_refusal = migrate("--state", pg_database, "phase", "run", "attach-secondary", "--region", "eu-central-1", "--yes")
+    assert lock_refusal.returncode == 1 and "bob@bastion:7" in lock_refusal.stderr
+    migrate("--state", pg_database, "unlock", "--force", lock.lock_id, check=0)
+    history = envelope(migrate("--state", pg_database, "--output", "json", "history"))["data"]
+    assert [e["kind"] for e in history] == ["lock_broken"]
+    store.close()
