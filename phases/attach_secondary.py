@@ -30,6 +30,11 @@ def _fmt_bytes(n: int | None) -> str:
     return str(n)
 
 
+def _per_env(target: Target, lab: str, aws: str) -> str:
+    """The exact action for the environment the plan is for (reviewers read one, not both)."""
+    return aws if target.env.kind == "aws" else lab
+
+
 def lag_within_budget(target: Target, lag) -> bool:
     """Streaming, and within both budgets; a figure the provider cannot give (Aurora has no byte
     lag) is not held against it, but an unknown time lag never passes."""
@@ -46,11 +51,15 @@ class ReserveReplication:
     title: str = "Reserve a replication channel on the writer"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"make the writer ({target.spec.source_region}) keep changes for {target.region} "
-                f"(lab: physical replication slot; AWS: global cluster with the writer as primary member)"]
+        slot = f"migrate_{target.region.replace('-', '_')}"
+        return [_per_env(target,
+                         f"create physical replication slot '{slot}' on the {target.spec.source_region} writer",
+                         f"ensure global cluster game-global exists with game-{target.spec.source_region} as a member "
+                         f"(rds:CreateGlobalCluster if absent)")]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return ["release the replication channel (lab: drop the slot; AWS: nothing, the global cluster is shared)"]
+        return [_per_env(target, "drop the replication slot (terminating its walsender first)",
+                         "nothing: the global cluster is shared by every region")]
 
     def apply(self, ctx: StepContext) -> dict:
         outputs = _gdb(ctx.target).reserve_replication(ctx.target.region)
@@ -71,12 +80,16 @@ class SeedSecondary:
     title: str = "Seed the secondary with a copy of the writer"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"copy the writer to {target.region} through the WAN link "
-                f"(lab: pg_basebackup -X stream over the {target.spec.source_region}↔{target.region} link; "
-                f"AWS: create the secondary cluster in the global cluster)"]
+        return [_per_env(target,
+                         f"pg_basebackup -X stream -S <slot> through the {target.spec.source_region}↔{target.region} "
+                         f"WAN link into a .partial folder, then rename it and write per-node settings",
+                         f"rds:CreateDBCluster game-{target.region} in {target.region} with "
+                         f"GlobalClusterIdentifier=game-global and the writer's engine version, "
+                         f"plus one reader instance; wait until available")]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [f"delete {target.region}'s copy and everything it stored"]
+        return [_per_env(target, f"stop and remove {target.region}'s data directory",
+                         f"delete game-{target.region}'s instances, then the cluster (SkipFinalSnapshot)")]
 
     def apply(self, ctx: StepContext) -> dict:
         return _gdb(ctx.target).create_secondary(ctx.target.region, ctx.progress, ctx.checkpoint)
@@ -95,10 +108,12 @@ class StartSecondary:
     title: str = "Start the secondary replaying from the writer"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"start {target.region}'s secondary as a hot standby streaming from the writer"]
+        return [_per_env(target, f"pg_ctl start {target.region}'s hot standby, streaming from the writer",
+                         f"wait until game-{target.region} is available and replicating")]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [f"stop (lab) / detach from the global cluster (AWS) {target.region}'s secondary"]
+        return [_per_env(target, f"pg_ctl stop -m fast {target.region}'s standby",
+                         f"rds:RemoveFromGlobalCluster game-{target.region}")]
 
     def apply(self, ctx: StepContext) -> dict:
         outputs = _gdb(ctx.target).start_secondary(ctx.target.region)
@@ -210,8 +225,8 @@ class RouteReadsLocal:
     title: str = "Point the region's reads at its local secondary"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"set {target.region}'s reader endpoint to its local secondary "
-                f"(lab: readers.json; AWS: SSM /migrate/{target.region}/db/reader-endpoint)"]
+        return [_per_env(target, f"write {target.region} → its standby's DSN into the lab's readers.json",
+                         f"ssm:PutParameter /migrate/{target.region}/db/reader-endpoint = the secondary's reader endpoint")]
 
     def describe_undo(self, target: Target) -> list[str]:
         return [f"point {target.region}'s reads back at the writer"]
