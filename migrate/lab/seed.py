@@ -10,7 +10,6 @@ import random
 from typing import Callable
 
 import psycopg
-from psycopg.copy import QueuedLibpqWriter
 
 # Player geographies → their home region (DESIGN §2 / §10): 60 % APAC, 25 % NA, 15 % EU.
 HOME_REGIONS = ("ap-northeast-1", "us-east-1", "eu-central-1")
@@ -117,10 +116,7 @@ def seed_players(dsn: str, count: int, *, progress: Callable[[int, int | None], 
         while start <= count:
             stop = min(count + 1, start + batch)
             with conn.transaction(), conn.cursor() as cur:
-                # The queued writer sends from a worker thread, so generating the next rows overlaps
-                # with the server parsing the previous ones (measured: 6 s → 4.5 s for 1M rows).
-                with cur.copy(f"COPY players ({cols}) FROM STDIN",
-                              writer=None) as copy:
+                with cur.copy(f"COPY players ({cols}) FROM STDIN") as copy:
                     chunk = 20 * BLOCK  # ~2 MB writes keep memory flat for any batch size
                     for lo in range(start, stop, chunk):
                         copy.write(generate_rows(lo, min(stop, lo + chunk)).encode())
