@@ -205,12 +205,33 @@ class VerifyData:
             position, rows, chunks = end, rows + result.writer_rows, chunks + 1
             ctx.save(verified_upto=position, rows=rows, chunks=chunks, mismatches=mismatches)
             ctx.progress(chunks, total_chunks, f"{rows} rows compared")
+        mismatches = self._recheck(ctx, mismatches)
         if mismatches:
             first = mismatches[0]
             raise VerifyFailed(f"{len(mismatches)} chunk(s) of {TABLE} differ between the writer and "
                                f"{region}; first ids {first['lo']}..{first['hi']}",
                                hint="roll back the phase and attach again; keep the journal for the post-mortem")
-        return {"rows": rows, "chunks": chunks, "range": [lo, hi], "mismatches": 0}
+        return {"rows": rows, "chunks": chunks, "range": [lo, hi], "mismatches": 0,
+                "rechecked": ctx.saved.get("rechecked", 0)}
+
+    RECHECK_PASSES = 3
+
+    def _recheck(self, ctx: StepContext, mismatches: list[dict]) -> list[dict]:
+        """Compare mismatched chunks again a few times: under heavy writes a chunk can change between
+        the writer's snapshot and the replica's pause; only a difference that persists is real."""
+        gdb, region = _gdb(ctx.target), ctx.target.region
+        for attempt in range(1, self.RECHECK_PASSES + 1):
+            if not mismatches:
+                break
+            time.sleep(min(ctx.target.env.timings.poll_interval_seconds * attempt, 5.0))
+            still = []
+            for m in mismatches:
+                ctx.checkpoint()
+                if not gdb.checksum_chunk(region, TABLE, m["lo"], m["hi"]).matches:
+                    still.append(m)
+            ctx.save(mismatches=still, rechecked=ctx.saved.get("rechecked", 0) + len(mismatches))
+            mismatches = still
+        return mismatches
 
     def verify(self, ctx: StepContext) -> None:
         pass  # apply raises on any mismatch

@@ -11,10 +11,11 @@ from pathlib import Path
 from tests.conftest import SPEC
 
 
-def migrate(*args: str, env: dict | None = None, timeout: float = 300, spec: Path = SPEC,
+def migrate(*args: str, env: dict | None = None, timeout: float = 300, spec: Path | None = None,
             check: int | None = None) -> subprocess.CompletedProcess:
-    """`migrate --spec SPEC args…`; the environment inherits MIGRATE_LAB_DIR / MIGRATE_STATE."""
+    """`migrate --spec SPEC args…`; the environment gives MIGRATE_LAB_DIR / MIGRATE_STATE / MIGRATE_SPEC."""
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    spec = spec or Path(full_env.get("MIGRATE_SPEC", SPEC))
     proc = subprocess.run([sys.executable, "-m", "migrate", "--spec", str(spec), *args],
                           capture_output=True, text=True, timeout=timeout, env=full_env)
     if check is not None:
@@ -22,8 +23,9 @@ def migrate(*args: str, env: dict | None = None, timeout: float = 300, spec: Pat
     return proc
 
 
-def start_migrate(*args: str, env: dict | None = None, spec: Path = SPEC) -> subprocess.Popen:
+def start_migrate(*args: str, env: dict | None = None, spec: Path | None = None) -> subprocess.Popen:
     full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+    spec = spec or Path(full_env.get("MIGRATE_SPEC", SPEC))
     return subprocess.Popen([sys.executable, "-m", "migrate", "--spec", str(spec), *args],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env)
 

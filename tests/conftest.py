@@ -78,12 +78,25 @@ def reset_targets(topology) -> None:
         gdb.release_replication(region)
 
 
+@pytest.fixture(scope="session")
+def lab_spec(lab):
+    """migration.toml with verify chunks small enough that the test lab's few thousand players span
+    several chunks (so a crash between chunks and the chunk-by-chunk resume are exercised)."""
+    text = SPEC.read_text()
+    small = text.replace("verify_chunk_rows = 50000", "verify_chunk_rows = 1000", 1)
+    assert small != text, "migration.toml no longer has the lab's verify_chunk_rows line"
+    path = lab.lab_dir.parent / "migration.toml"
+    path.write_text(small)
+    return path
+
+
 @pytest.fixture
-def clean_lab(lab, tmp_path, monkeypatch):
-    """The session lab with no secondary attached, a fresh journal, and env vars pointing at both."""
+def clean_lab(lab, lab_spec, tmp_path, monkeypatch):
+    """The session lab with no secondary attached, a fresh journal, and env vars pointing at them."""
     reset_targets(lab)
     state = tmp_path / "state.db"
     monkeypatch.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
     monkeypatch.setenv("MIGRATE_STATE", str(state))
+    monkeypatch.setenv("MIGRATE_SPEC", str(lab_spec))
     yield lab
     reset_targets(lab)

@@ -21,7 +21,8 @@ app = typer.Typer(name="migrate", no_args_is_help=True, add_completion=False,
 
 @app.callback()
 def main(ctx: typer.Context,
-         spec: Path = typer.Option(Path("migration.toml"), "--spec", help="the plan spec file"),
+         spec: Path = typer.Option(Path("migration.toml"), "--spec", envvar="MIGRATE_SPEC",
+                                   help="the plan spec file"),
          env: str = typer.Option("lab", "--env", help="environment from the spec: lab or aws"),
          state_url: Optional[str] = typer.Option(None, "--state",
                                                  help="state store URL (sqlite path or postgresql://); default from the spec"),

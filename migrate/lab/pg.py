@@ -38,6 +38,17 @@ def pg_bindir() -> Path:
                         "(or set MIGRATE_PG_BINDIR to their folder)")
 
 
+def binaries_version_num() -> int:
+    """server_version_num of the installed binaries, e.g. 150020 for "(PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"."""
+    import re
+
+    text = run_pg(["postgres", "--version"]).stdout
+    match = re.search(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?", text)
+    if not match:
+        raise LabError(f"cannot read the PostgreSQL version from {text.strip()!r}")
+    return int(match.group(1)) * 10000 + int(match.group(2) or 0)
+
+
 def _as_postgres() -> dict:
     """subprocess kwargs that drop to the postgres user when we are root."""
     if os.geteuid() != 0:
@@ -205,7 +216,5 @@ class PgCluster:
         self.logfile.unlink(missing_ok=True)
 
     def server_version_num(self) -> int:
-        """e.g. 150019, read from the binaries that run this cluster."""
-        out = run_pg(["postgres", "--version"]).stdout.split()[-1]
-        major, minor = (out.split(".") + ["0"])[:2]
-        return int(major) * 10000 + int("".join(ch for ch in minor if ch.isdigit()) or 0)
+        """e.g. 150020: the version of the binaries that run this cluster."""
+        return binaries_version_num()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,7 +25,7 @@ STEP_IDS = [s.id for s in AttachSecondary().steps(None)]
 
 
 def open_session():
-    return services.open_session(SPEC, "lab")
+    return services.open_session(Path(os.environ.get("MIGRATE_SPEC", SPEC)), "lab")
 
 
 def assert_attached_and_verified(lab, region=REGION):
@@ -63,6 +64,7 @@ def test_attach_verify_rollback_attach_verify(clean_lab):
         assert all(c.ok for c in first.verify)
         assert first.outputs["verify-data"]["mismatches"] == 0
         assert first.outputs["verify-data"]["rows"] >= 3000
+        assert first.outputs["verify-data"]["chunks"] >= 3
     finally:
         session.close()
     assert_attached_and_verified(clean_lab)
@@ -92,7 +94,8 @@ CRASH_POINTS = [(point, step) for step in STEP_IDS for point in ("before", "insi
 
 @pytest.mark.parametrize("point,step", CRASH_POINTS, ids=[f"{p}:{s}" for p, s in CRASH_POINTS])
 def test_crash_then_resume_reaches_the_same_verified_end(clean_lab, point, step):
-    fault = f"{point}:{step}" + ("@2" if (point, step) == ("inside", "verify-data") else "")
+    # inside verify-data: at the third checkpoint, i.e. after two chunks were compared and journaled
+    fault = f"{point}:{step}" + ("@3" if (point, step) == ("inside", "verify-data") else "")
     killed = migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes",
                      env={"MIGRATE_FAULT": fault})
     assert killed.returncode == -signal.SIGKILL, killed.stderr

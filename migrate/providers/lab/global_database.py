@@ -31,7 +31,7 @@ import psycopg
 from psycopg import sql
 
 from migrate.errors import LabError, ProviderError, TransientProviderError
-from migrate.lab.pg import (PG_USER, PgCluster, ensure_reachable_by_postgres, give_to_postgres,
+from migrate.lab.pg import (PG_USER, binaries_version_num, PgCluster, ensure_reachable_by_postgres, give_to_postgres,
                             popen_pg, run_pg)
 from migrate.lab.topology import SOURCE_REGION, LabTopology
 from migrate.providers.pg_checksum import checksum_range_at_one_lsn
@@ -79,18 +79,6 @@ def basebackups_into(folder: Path) -> list[int]:
         if argv and argv[0].endswith(b"pg_basebackup") and target in argv:
             pids.append(int(entry))
     return pids
-
-
-def binaries_version_num() -> int:
-    """server_version_num of the installed server binaries, e.g. 150020 for "15.20 (Debian 15.20-0+deb12u1)".
-
-    (PgCluster.server_version_num reads the last word of `postgres --version`, which on Debian is the
-    package version, and mis-parses it: 350121 for 15.20.)"""
-    out = run_pg(["postgres", "--version"]).stdout
-    match = re.search(r"\(PostgreSQL\) (\d+)(?:\.(\d+))?", out)
-    if not match:
-        raise LabError(f"cannot read the PostgreSQL version from {out.strip()!r}")
-    return int(match[1]) * 10000 + int(match[2] or 0)
 
 
 def _alive(pid: int) -> bool:
