@@ -6,18 +6,26 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup check-tools test demo bench clean
 
+CHECKOV := $(VENV)/checkov/bin/checkov
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# checkov pins old boto3/packaging and ships a clashing hcl2 package: it gets a virtualenv of its own.
+$(CHECKOV):
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --upgrade pip
+	$(VENV)/checkov/bin/pip install --quiet 'checkov==3.3.30'
+
 check-tools:
 	@bash scripts/check-tools.sh
 
 setup: check-tools $(STAMP)
 
-test: setup
+test: setup $(CHECKOV)
 	$(BIN)/pytest -q -p no:cacheprovider
 
 demo: setup

@@ -1,0 +1,86 @@
+"""Settings, read only from environment variables (names in app/README.md).
+
+JSON-valued variables (PEER_REGIONS, SESSION_KEYS, HOME_ROUTING) are parsed as JSON objects; a
+malformed value stops the process at start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One region's configuration; immutable once the app is built."""
+
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, frozen=True,
+                                      extra="ignore")
+
+    region: str = Field(min_length=1, description="this instance's region, e.g. us-east-1")
+    writer_dsn: str = Field(min_length=1, description="libpq DSN of the global writer")
+    reader_dsn: str | None = Field(default=None, description="DSN to read from; default: writer")
+    readers_file: Path | None = Field(
+        default=None, description="JSON file region → reader DSN, re-read when it changes; wins "
+                                  "over READER_DSN for this region when it names it")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="this region's Redis")
+    redis_prefix: str | None = Field(default=None, description="key prefix; default 'game:<region>:'")
+    peer_regions: dict[str, str] = Field(
+        default_factory=dict, description="region → base URL of that region's API (global board)")
+    session_keys: dict[str, SecretStr] = Field(
+        description="key id → HMAC secret; every key verifies, the active one signs")
+    session_active_key: str | None = Field(default=None, description="signing key id; default first")
+    session_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
+    session_epoch: int = Field(default=1, ge=0, description="stamped in new tokens; older refused")
+    home_routing: dict[str, str] = Field(
+        default_factory=dict, description="player home_region → region currently serving it "
+                                          "(identity when absent)")
+    home_routing_file: Path | None = Field(
+        default=None, description="JSON file with the same map, re-read when it changes")
+    app_version: str = Field(default="dev")
+    asset_bucket: str | None = Field(default=None, description="S3 bucket of the region's assets")
+    asset_base_url: str | None = Field(default=None, description="CloudFront/S3 endpoint base URL")
+    match_size: int = Field(default=2, ge=2, le=16, description="players per match")
+    ticket_ttl_seconds: int = Field(default=300, ge=5, le=86400)
+    read_your_writes_wait_ms: int = Field(default=200, ge=0, le=5000,
+                                          description="how long a read waits for the replica")
+    db_timeout_seconds: float = Field(default=2.0, gt=0, le=60,
+                                      description="wait for a pooled connection before 503")
+    db_pool_max: int = Field(default=10, ge=1, le=200)
+    redis_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
+    peer_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    global_cache_seconds: float = Field(
+        default=1.0, ge=0, description="a peer's top-100 is reused this long before a refetch")
+    global_max_stale_seconds: float = Field(
+        default=10.0, ge=0, description="a cached peer top-100 may be served (while refreshing in "
+                                        "the background) up to this age")
+    health_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+
+    @field_validator("peer_regions")
+    @classmethod
+    def _urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for region, url in value.items():
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"PEER_REGIONS[{region!r}] must be an http(s) URL, got {url!r}")
+        return {region: url.rstrip("/") for region, url in value.items()}
+
+    @model_validator(mode="after")
+    def _keys(self) -> Settings:
+        if not self.session_keys:
+            raise ValueError("SESSION_KEYS must name at least one key id → secret")
+        if self.session_active_key is not None and self.session_active_key not in self.session_keys:
+            raise ValueError(f"SESSION_ACTIVE_KEY {self.session_active_key!r} is not in SESSION_KEYS")
+        for kid, secret in self.session_keys.items():
+            if len(secret.get_secret_value()) < 16:
+                raise ValueError(f"SESSION_KEYS[{kid!r}] is shorter than 16 characters")
+        return self
+
+    @property
+    def signing_key_id(self) -> str:
+        """The key id new tokens are signed with."""
+        return self.session_active_key or next(iter(self.session_keys))
+
+    @property
+    def key_prefix(self) -> str:
+        """Prefix of every Redis key this region writes (so regions can share a Redis in tests)."""
+        return self.redis_prefix if self.redis_prefix is not None else f"game:{self.region}:"

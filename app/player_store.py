@@ -1,0 +1,143 @@
+"""SQL for the players table: reads from the region's reader (with read-your-writes), writes to the
+global writer.
+
+Read-your-writes: a write returns `pg_current_wal_insert_lsn()` read after its commit. A read that
+carries that LSN asks the reader, in one round trip (a pipeline of two statements, each with its own
+snapshot under READ COMMITTED), whether its replay position has reached the LSN and for the row; the
+row is used only when it has. Otherwise the read retries for up to READ_YOUR_WRITES_WAIT_MS, then
+reads the writer, which always holds the write."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import psycopg
+import psycopg.errors
+from psycopg import sql
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from app.runtime import Runtime
+
+log = logging.getLogger("app")
+
+COLUMNS = ("id", "handle", "home_region", "level", "xp", "coins", "created_at", "updated_at", "profile")
+SELECT_PLAYER = f"SELECT {', '.join(COLUMNS)} FROM players WHERE id = %s"
+SELECT_HOME = "SELECT home_region FROM players WHERE id = %s"
+# On a standby the replayed position. On a primary (the reader is the writer) every committed
+# transaction is visible, so compare with the insert position, which the token never exceeds (the
+# write position can trail it while WAL sits in buffers, e.g. with synchronous_commit=off).
+REPLAYED_AT_LEAST = ("SELECT COALESCE(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
+                     "ELSE pg_current_wal_insert_lsn() END >= %s::pg_lsn, false) AS caught_up")
+LSN_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
+
+
+_background: set[asyncio.Task] = set()  # strong references until the tasks finish
+
+
+class HandleTaken(Exception):
+    """Another player already has the requested handle."""
+
+
+async def _fetch(pool: AsyncConnectionPool, query: str, params: tuple) -> dict[str, Any] | None:
+    """One row (or None); a connection broken by a server restart is retried once after the pool
+    sheds its other broken connections."""
+    for attempt in (1, 2):
+        try:
+            async with pool.connection() as conn:
+                cur = await conn.execute(query, params)
+                return await cur.fetchone()
+        except psycopg.OperationalError as exc:
+            if attempt == 2 or isinstance(exc, PoolTimeout):
+                raise
+            await pool.check()
+    return None  # unreachable
+
+
+async def _fetch_if_caught_up(pool: AsyncConnectionPool, lsn: str, query: str,
+                              params: tuple) -> tuple[bool, dict[str, Any] | None]:
+    """(reader has replayed `lsn`, the row read after that check) in one round trip."""
+    async with pool.connection() as conn:
+        async with conn.pipeline():
+            check = await conn.execute(REPLAYED_AT_LEAST, (lsn,))
+            read = await conn.execute(query, params)
+        caught_up = bool((await check.fetchone())["caught_up"])
+        return caught_up, await read.fetchone()
+
+
+async def read(rt: Runtime, query: str, params: tuple,
+               min_lsn: str | None = None) -> tuple[dict[str, Any] | None, str, str]:
+    """(row or None, "reader" | "writer", why) for a read that must reflect every write up to
+    `min_lsn` when one is given."""
+    try:
+        reader = await rt.readers.pool()
+        if min_lsn is None:
+            return await _fetch(reader, query, params), "reader", "no_token"
+        deadline = time.monotonic() + rt.settings.read_your_writes_wait_ms / 1000
+        pause = 0.005
+        while True:
+            caught_up, row = await _fetch_if_caught_up(reader, min_lsn, query, params)
+            if caught_up:
+                return row, "reader", "caught_up"
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                reason = "lagging"
+                break
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.05)
+    except psycopg.OperationalError as exc:
+        log.warning("reader failed, reading the writer instead: %s", exc)
+        reason = "reader_error"
+    return await _fetch(rt.writer, query, params), "writer", reason
+
+
+async def read_player(rt: Runtime, player_id: int, min_lsn: str | None) -> tuple[dict | None, str]:
+    """The player's row (or None) and which pool served it."""
+    row, served_by, reason = await read(rt, SELECT_PLAYER, (player_id,), min_lsn)
+    rt.metrics.reads.labels(served_by=served_by, reason=reason).inc()
+    return row, served_by
+
+
+async def fetch_home_region(rt: Runtime, player_id: int) -> str | None:
+    """The player's home_region column, or None when there is no such player."""
+    row, _, _ = await read(rt, SELECT_HOME, (player_id,))
+    return row["home_region"] if row else None
+
+
+async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any]) -> tuple[dict | None, str | None]:
+    """Apply `changes` (column → value; `profile` is merged key by key) on the writer; the new row
+    and the WAL insert LSN read after the commit (None, None when there is no such player)."""
+    sets = [sql.SQL("{} = %s").format(sql.Identifier(col)) for col in changes if col != "profile"]
+    params: list[Any] = [val for col, val in changes.items() if col != "profile"]
+    if "profile" in changes:
+        sets.append(sql.SQL("profile = profile || %s"))
+        params.append(Jsonb(changes["profile"]))
+    sets.append(sql.SQL("updated_at = now()"))
+    query = sql.SQL("UPDATE players SET {} WHERE id = %s RETURNING {}").format(
+        sql.SQL(", ").join(sets), sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    try:
+        async with rt.writer.connection() as conn:
+            # autocommit: the UPDATE has committed when execute() returns
+            row = await (await conn.execute(query, (*params, player_id))).fetchone()
+            if row is None:
+                return None, None
+            lsn = await (await conn.execute("SELECT pg_current_wal_insert_lsn()::text AS lsn")).fetchone()
+            return row, lsn["lsn"]
+    except psycopg.errors.UniqueViolation:
+        raise HandleTaken() from None
+    except psycopg.OperationalError:
+        # Don't retry a write whose outcome is unknown; shed broken connections for the next one.
+        task = asyncio.get_running_loop().create_task(_quiet_check(rt.writer))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        raise
+
+
+async def _quiet_check(pool: AsyncConnectionPool) -> None:
+    try:
+        await pool.check()
+    except Exception as exc:  # best effort: the next request reports the outage anyway
+        log.debug("pool check failed: %s", exc)

@@ -1,0 +1,135 @@
+"""Player profile endpoints: read (region's reader, read-your-writes via X-Min-LSN) and update
+(global writer, returns the commit's LSN in the body and in X-LSN)."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Response
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from app.errors import AppError
+from app.player_store import LSN_PATTERN, HandleTaken, read_player, update_player
+from app.runtime import Runtime, runtime
+from app.sessions import MAX_PLAYER_ID, Player
+
+MAX_BIGINT = 2**63 - 1
+MAX_INT = 2**31 - 1
+PROFILE_MAX_BYTES = 16 * 1024
+PROFILE_MAX_DEPTH = 8
+
+PlayerId = Annotated[int, Path(ge=1, le=MAX_PLAYER_ID, description="player id")]
+
+
+def _check_json(value: Any, depth: int = 0) -> None:
+    """Raise ValueError for what PostgreSQL jsonb refuses (NUL, unpaired surrogates, NaN) or what
+    is unreasonably deep."""
+    if depth > PROFILE_MAX_DEPTH:
+        raise ValueError(f"nested deeper than {PROFILE_MAX_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("strings may not contain NUL (\\u0000)")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("strings must be valid Unicode (no unpaired surrogates)") from None
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers must be finite")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json(key, depth + 1)
+            _check_json(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json(item, depth + 1)
+
+
+class Profile(BaseModel):
+    """A player row."""
+
+    id: int
+    handle: str
+    home_region: str
+    level: int | None
+    xp: int | None
+    coins: int | None
+    created_at: datetime
+    updated_at: datetime
+    profile: dict[str, Any]
+
+
+class ProfileUpdated(Profile):
+    lsn: str = Field(description="WAL position after the commit; send as X-Min-LSN to read it back")
+
+
+class ProfilePatch(BaseModel):
+    """Fields to change; at least one. `profile` keys are merged into the stored object."""
+
+    model_config = ConfigDict(extra="forbid")
+    handle: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{3,32}$")
+    level: int | None = Field(default=None, ge=0, le=MAX_INT)
+    xp: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
+    coins: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
+    profile: dict[str, Any] | None = None
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is None:
+            return value
+        _check_json(value)
+        if len(json.dumps(value, ensure_ascii=False).encode()) > PROFILE_MAX_BYTES:
+            raise ValueError(f"larger than {PROFILE_MAX_BYTES} bytes")
+        return value
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> ProfilePatch:
+        if not self.changes():
+            raise ValueError("give at least one of handle, level, xp, coins, profile")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        """column → new value, for the fields the client set (null means unchanged)."""
+        return {name: getattr(self, name) for name in self.model_fields_set
+                if getattr(self, name) is not None}
+
+
+router = APIRouter(tags=["players"])
+
+
+@router.get("/v1/players/{player_id}", response_model=Profile,
+            responses={404: {"description": "no such player"}, 503: {"description": "database down"}})
+async def get_player(
+    player_id: PlayerId, response: Response, rt: Annotated[Runtime, Depends(runtime)],
+    min_lsn: Annotated[str | None, Header(alias="X-Min-LSN", pattern=LSN_PATTERN,
+                                          description="LSN from a write: read at least that")] = None,
+) -> Profile:
+    """A player's profile from this region's reader (X-Read-From says which pool served it)."""
+    row, served_by = await read_player(rt, player_id, min_lsn)
+    response.headers["X-Read-From"] = served_by
+    if row is None:
+        raise AppError(404, "player_not_found", f"no player {player_id}", player_id=player_id)
+    return Profile(**row)
+
+
+@router.patch("/v1/players/{player_id}", response_model=ProfileUpdated,
+              responses={401: {"description": "no/invalid token"}, 403: {"description": "not yours"},
+                         404: {"description": "no such player"}, 409: {"description": "handle taken"}})
+async def patch_player(player_id: PlayerId, body: ProfilePatch, player: Player, response: Response,
+                       rt: Annotated[Runtime, Depends(runtime)]) -> ProfileUpdated:
+    """Update your own profile on the writer."""
+    if player.player_id != player_id:
+        raise AppError(403, "forbidden", "you may only update your own profile",
+                       player_id=player_id, token_player_id=player.player_id)
+    try:
+        row, lsn = await update_player(rt, player_id, body.changes())
+    except HandleTaken:
+        raise AppError(409, "handle_taken", f"handle {body.handle!r} is taken", field="handle") from None
+    if row is None:
+        raise AppError(404, "player_not_found", f"no player {player_id}", player_id=player_id)
+    response.headers["X-LSN"] = lsn
+    return ProfileUpdated(**row, lsn=lsn)

@@ -1,0 +1,111 @@
+"""PostgreSQL connection pools: one to the global writer, one to this region's reader.
+
+Where the region reads from can change while the app runs: attach-secondary points it at the local
+replica by rewriting READERS_FILE (region → DSN). The reader pool follows: on the first request after
+the change a new pool is opened and the old one drained and closed in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from app.config import Settings
+from app.watched import WatchedJson
+
+log = logging.getLogger("app")
+
+DRAIN_SECONDS = 5.0  # how long an old reader pool lets in-flight reads finish before it closes
+
+
+def new_pool(dsn: str, settings: Settings, name: str) -> AsyncConnectionPool:
+    """An unopened pool of autocommit, dict-row connections to `dsn`."""
+    return AsyncConnectionPool(
+        dsn, min_size=1, max_size=settings.db_pool_max, open=False, name=name,
+        timeout=settings.db_timeout_seconds, reconnect_timeout=3600.0,
+        kwargs={"autocommit": True, "row_factory": dict_row,
+                "connect_timeout": max(1, int(settings.db_timeout_seconds))})
+
+
+async def open_pool(pool: AsyncConnectionPool) -> None:
+    """Open without waiting: the app starts (and /health reports 503) while the DB is down."""
+    await pool.open(wait=False)
+
+
+def describe_dsn(dsn: str) -> dict[str, str | None]:
+    """host, port and dbname of a DSN (never the password), for /health."""
+    try:
+        parts = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return {"host": None, "port": None, "dbname": None}
+    return {"host": parts.get("host"), "port": str(parts["port"]) if parts.get("port") else None,
+            "dbname": parts.get("dbname")}
+
+
+@dataclass(frozen=True)
+class ReaderChoice:
+    """The DSN this region reads from and where that choice came from."""
+
+    dsn: str
+    source: str  # "readers_file" | "reader_dsn" | "writer_dsn"
+
+
+class ReaderRouter:
+    """Hands out the pool of the reader this region should use right now."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.file = WatchedJson(settings.readers_file)
+        self.choice: ReaderChoice | None = None
+        self._pool: AsyncConnectionPool | None = None
+        self._lock = asyncio.Lock()
+        self._draining: dict[asyncio.Task, AsyncConnectionPool] = {}
+        self._generation = 0
+
+    def resolve(self) -> ReaderChoice:
+        """READERS_FILE entry for this region, else READER_DSN, else WRITER_DSN."""
+        entry = self.file.get().get(self.settings.region)
+        if isinstance(entry, str) and entry:
+            return ReaderChoice(entry, "readers_file")
+        if self.settings.reader_dsn:
+            return ReaderChoice(self.settings.reader_dsn, "reader_dsn")
+        return ReaderChoice(self.settings.writer_dsn, "writer_dsn")
+
+    async def pool(self) -> AsyncConnectionPool:
+        """The current reader pool, switching to a new one if the reader DSN changed."""
+        choice = self.resolve()
+        if self._pool is not None and self.choice is not None and choice.dsn == self.choice.dsn:
+            return self._pool
+        async with self._lock:
+            choice = self.resolve()
+            if self._pool is None or self.choice is None or choice.dsn != self.choice.dsn:
+                self._generation += 1
+                pool = new_pool(choice.dsn, self.settings, f"reader-{self._generation}")
+                await open_pool(pool)
+                old, self._pool, self.choice = self._pool, pool, choice
+                log.info("%s reads from %s (%s)", self.settings.region,
+                         describe_dsn(choice.dsn), choice.source)
+                if old is not None:
+                    task = asyncio.create_task(self._drain(old))
+                    self._draining[task] = old
+                    task.add_done_callback(lambda t: self._draining.pop(t, None))
+            return self._pool
+
+    async def _drain(self, pool: AsyncConnectionPool) -> None:
+        await asyncio.sleep(DRAIN_SECONDS)
+        await pool.close(timeout=DRAIN_SECONDS)
+
+    async def close(self) -> None:
+        """Close the current pool and any still draining."""
+        draining = list(self._draining.items())
+        for task, _ in draining:
+            task.cancel()
+        for _, pool in draining:
+            await pool.close(timeout=1.0)
+        if self._pool is not None:
+            await self._pool.close(timeout=1.0)

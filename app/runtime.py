@@ -1,0 +1,70 @@
+"""Everything one app instance holds open while it runs: pools, Redis, the peer HTTP client.
+
+Started in the ASGI lifespan (so it lives on the server's event loop) and reached by request
+handlers through the `runtime` dependency."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+import redis.asyncio as aioredis
+from fastapi import Request
+from psycopg_pool import AsyncConnectionPool
+
+from app.config import Settings
+from app.metrics import Metrics
+from app.pools import ReaderRouter, new_pool, open_pool
+from app.watched import WatchedJson
+
+
+@dataclass
+class Runtime:
+    """One instance's live resources; `clock` returns Unix seconds (tests substitute it)."""
+
+    settings: Settings
+    metrics: Metrics
+    writer: AsyncConnectionPool
+    readers: ReaderRouter
+    redis: aioredis.Redis
+    http: httpx.AsyncClient
+    clock: Callable[[], float] = time.time
+    home_routing_file: WatchedJson = field(default_factory=lambda: WatchedJson(None))
+    extras: dict = field(default_factory=dict)  # per-module state (scripts, peer cache)
+
+    @classmethod
+    async def start(cls, settings: Settings, metrics: Metrics, clock: Callable[[], float] | None = None,
+                    peer_transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
+        """Open the writer pool (without waiting for the DB), Redis client and peer client."""
+        writer = new_pool(settings.writer_dsn, settings, "writer")
+        await open_pool(writer)
+        readers = ReaderRouter(settings)
+        await readers.pool()
+        client = aioredis.Redis.from_url(
+            settings.redis_url, socket_timeout=settings.redis_timeout_seconds,
+            socket_connect_timeout=settings.redis_timeout_seconds, health_check_interval=30)
+        http = httpx.AsyncClient(timeout=settings.peer_timeout_seconds, transport=peer_transport,
+                                 headers={"user-agent": f"game-api/{settings.app_version} ({settings.region})"})
+        return cls(settings=settings, metrics=metrics, writer=writer, readers=readers, redis=client,
+                   http=http, clock=clock or time.time,
+                   home_routing_file=WatchedJson(settings.home_routing_file))
+
+    async def close(self) -> None:
+        """Close everything start() opened."""
+        await self.http.aclose()
+        await self.redis.aclose()
+        await self.readers.close()
+        await self.writer.close(timeout=1.0)
+
+    def serving_region(self, home_region: str) -> str:
+        """The region that currently homes players whose home_region column is `home_region`."""
+        routing = self.home_routing_file.get() if self.settings.home_routing_file else self.settings.home_routing
+        target = routing.get(home_region, home_region)
+        return target if isinstance(target, str) else home_region
+
+
+def runtime(request: Request) -> Runtime:
+    """FastAPI dependency: this instance's Runtime."""
+    return request.app.state.runtime

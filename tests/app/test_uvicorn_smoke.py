@@ -1,0 +1,84 @@
+"""The service as it is deployed: a uvicorn process configured only from environment variables,
+driven over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from migrate.lab.pg import free_port
+from tests.app.conftest import KEYS, US
+
+pytestmark = pytest.mark.lab
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def served(db, redis_url, tmp_path):
+    port = free_port()
+    readers = tmp_path / "readers.json"
+    readers.write_text(json.dumps({US: db}))
+    env = {**os.environ, "REGION": US, "WRITER_DSN": db, "READERS_FILE": str(readers),
+           "REDIS_URL": redis_url, "SESSION_KEYS": json.dumps(KEYS), "SESSION_ACTIVE_KEY": "k2",
+           "PEER_REGIONS": json.dumps({"eu-central-1": "http://127.0.0.1:1"}),
+           "PEER_TIMEOUT_SECONDS": "0.3", "APP_VERSION": "1.2.3", "ASSET_BUCKET": "game-assets",
+           "ASSET_BASE_URL": "https://cdn.game.example", "MATCH_SIZE": "2"}
+    log = (tmp_path / "uvicorn.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app_from_env",
+                             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError("uvicorn did not become healthy:\n" + (tmp_path / "uvicorn.log").read_text())
+        time.sleep(0.1)
+    yield base
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def test_smoke_over_real_http(served):
+    with httpx.Client(base_url=served, timeout=5) as http:
+        health = http.get("/health").json()
+        assert health["region"] == US and health["version"] == "1.2.3" and health["role"] == "writer"
+        assert health["reader"]["source"] == "readers_file"
+
+        session = http.post("/v1/login", json={"player_id": 2}).json()
+        assert session["key_id"] == "k2"  # SESSION_ACTIVE_KEY signs
+        auth = {"Authorization": f"Bearer {session['token']}"}
+        write = http.patch("/v1/players/2", json={"xp": 77}, headers=auth)
+        assert write.status_code == 200
+        read = http.get("/v1/players/2", headers={"X-Min-LSN": write.headers["X-LSN"]})
+        assert read.json()["xp"] == 77 and read.headers["X-Read-From"] == "reader"
+
+        assert http.post("/v1/scores", json={"score": 42}, headers=auth).json()["rank"] == 1
+        board = http.get("/v1/leaderboard/global").json()
+        assert board["complete"] is False and board["missing"] == ["eu-central-1"]
+        assert board["entries"][0]["player_id"] == 2
+        ticket = http.post("/v1/matchmaking/tickets", json={}, headers=auth)
+        assert ticket.status_code == 201 and ticket.json()["status"] == "waiting"
+        assert http.get("/v1/assets/ui/logo.png").json()["url"] == "https://cdn.game.example/ui/logo.png"
+        assert http.get("/openapi.json").json()["info"]["version"] == "1.2.3"
+        assert 'route="/v1/login"' in http.get("/metrics").text
+        bad = http.post("/v1/scores", json={"score": "lots"}, headers=auth)
+        assert bad.status_code == 422 and bad.json()["fields"] == ["score"]
