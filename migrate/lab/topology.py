@@ -21,9 +21,20 @@ RTT_MS = {
 }
 
 
+GEOGRAPHIES = ("apac", "na", "eu")
+# The region nearest each player geography, and the median last-mile round trip to it (DESIGN §2).
+GEO_NEAREST = {"apac": "ap-northeast-1", "na": "us-east-1", "eu": "eu-central-1"}
+LAST_MILE_MS = {"apac": 25.0, "na": 25.0, "eu": 20.0}
+
+
 def rtt_ms(a: str, b: str) -> float:
     """Round trip between two regions in ms (0 within one region)."""
     return 0.0 if a == b else RTT_MS[frozenset({a, b})]
+
+
+def player_rtt_ms(geography: str, region: str) -> float:
+    """A player's round trip to a region: last mile to the nearest region plus the inter-region hop."""
+    return LAST_MILE_MS[geography] + rtt_ms(GEO_NEAREST[geography], region)
 
 
 def default_lab_dir() -> Path:
@@ -39,6 +50,9 @@ class LabTopology:
     wan_ports: dict[str, int]  # "<from>-><to>:pg" → proxy port on the link from region <from> to <to>'s PostgreSQL
     wan_control_port: int  # the WAN proxy's control port (cut / restore / degrade links)
     players: int = 0  # how many synthetic players were seeded
+    redis_ports: dict[str, int] = field(default_factory=dict)  # region → that region's Redis
+    app_ports: dict[str, int] = field(default_factory=dict)  # region → that region's app (direct, no WAN)
+    moto_port: int = 0  # the moto server standing in for Route 53 and S3 (0: not allocated)
 
     @property
     def state_file(self) -> Path:
@@ -58,6 +72,17 @@ class LabTopology:
     def wan_port(self, from_region: str, to_region: str) -> int:
         """Loopback port that reaches `to_region`'s PostgreSQL as seen from `from_region`."""
         return self.wan_ports[f"{from_region}->{to_region}:pg"]
+
+    def player_port(self, geography: str, region: str) -> int:
+        """Loopback port that reaches `region`'s app as seen from a player in `geography`."""
+        return self.wan_ports[f"{geography}->{region}:api"]
+
+    def redis_url(self, region: str) -> str:
+        return f"redis://127.0.0.1:{self.redis_ports[region]}/0"
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
 
     def save(self) -> None:
         self.lab_dir.mkdir(parents=True, exist_ok=True)

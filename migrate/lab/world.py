@@ -20,21 +20,25 @@ from typing import Any, Callable
 
 from migrate.errors import LabError
 from migrate.lab.pg import ensure_reachable_by_postgres, free_port, port_open
-from migrate.lab.topology import REGIONS, SOURCE_REGION, LabTopology, rtt_ms
+from migrate.lab.topology import (GEOGRAPHIES, REGIONS, SOURCE_REGION, LabTopology, player_rtt_ms,
+                                   rtt_ms)
 
 JITTER_FRACTION = 0.05  # each direction's delay varies by ±2.5 % of the RTT
 
 
 def _links(topology: LabTopology) -> list[dict[str, Any]]:
-    """Every region → other region's PostgreSQL link, with that pair's round-trip time."""
+    """Every region → other region's PostgreSQL link and every player geography → region's app
+    link, each with its round-trip time."""
     links = []
     for name, port in sorted(topology.wan_ports.items()):
-        pair, _, _service = name.partition(":")
+        pair, _, service = name.partition(":")
         src, _, dst = pair.partition("->")
-        rtt = rtt_ms(src, dst)
+        if service == "pg":
+            rtt, target = rtt_ms(src, dst), topology.pg_ports[dst]
+        else:  # "api": a player geography to a region's app
+            rtt, target = player_rtt_ms(src, dst), topology.app_ports[dst]
         links.append({"name": name, "listen_port": port, "target_host": "127.0.0.1",
-                      "target_port": topology.pg_ports[dst], "rtt_ms": rtt,
-                      "jitter_ms": rtt * JITTER_FRACTION})
+                      "target_port": target, "rtt_ms": rtt, "jitter_ms": rtt * JITTER_FRACTION})
     return links
 
 
@@ -42,8 +46,12 @@ def new_topology(lab_dir: Path) -> LabTopology:
     """Pick free loopback ports for every component of a new lab."""
     pg_ports = {region: free_port() for region in REGIONS}
     wan_ports = {f"{a}->{b}:pg": free_port() for a in REGIONS for b in REGIONS if a != b}
+    wan_ports.update({f"{g}->{r}:api": free_port() for g in GEOGRAPHIES for r in REGIONS})
     return LabTopology(lab_dir=lab_dir, pg_ports=pg_ports, wan_ports=wan_ports,
-                       wan_control_port=free_port())
+                       wan_control_port=free_port(),
+                       redis_ports={region: free_port() for region in REGIONS},
+                       app_ports={region: free_port() for region in REGIONS},
+                       moto_port=free_port())
 
 
 def _wan_pidfile(t: LabTopology) -> Path:
