@@ -41,7 +41,7 @@ def run_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase nam
     """Apply a phase (resuming where the journal says it stopped)."""
 
     def body(opts):
-        from migrate.engine.services import make_plan, open_session, preflight_only, run_phase
+        from migrate.engine.services import make_plan, preflight_only, run_phase
         from migrate.output.live import RichReporter
         from migrate.output.render import checks_table, outcome_text, plan_text
 

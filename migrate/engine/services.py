@@ -18,7 +18,7 @@ from migrate.engine.plan import Plan, build_plan, check_not_stale, load_plan, ph
 from migrate.engine.reporting import Reporter, SilentReporter
 from migrate.engine.runner import Runner, RunOutcome
 from migrate.engine.state.protocol import Event, Lock, StateStore, open_store
-from migrate.errors import (LockHeld, LockNotFound, MigrateError, NothingRunning, UnknownRegion, UsageError)
+from migrate.errors import (LockHeld, MigrateError, NothingRunning, UnknownRegion, UsageError)
 from phases import PHASE_ORDER, get_phase
 
 
@@ -148,7 +148,7 @@ def _acquire(session: Session, operation: str, run_id: str, reporter: Reporter) 
     try:
         return session.store.acquire_lock(env.name, holder=holder, operation=operation,
                                           run_id=run_id, ttl_seconds=env.lock_ttl_seconds)
-    except LockHeld as exc:
+    except LockHeld:
         stale = session.store.current_lock(env.name)
         if stale is None or not _holder_is_dead_here(stale.holder):
             raise

@@ -5,7 +5,7 @@ Every method is idempotent unless its contract says otherwise, and raises only p
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Protocol
 
 ProgressFn = Callable[[int, int | None], None]  # (done, total or None when unknown)

@@ -3,7 +3,6 @@ These run the real `migrate` process; none of them needs the lab."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest

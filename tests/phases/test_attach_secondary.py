@@ -14,7 +14,6 @@ import psycopg
 import pytest
 
 from migrate.engine import services
-from migrate.lab.topology import SOURCE_REGION
 from migrate.providers.lab.global_database import LabGlobalDatabase
 from phases.attach_secondary import AttachSecondary
 from tests.cli_helpers import migrate

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from migrate.engine.state.protocol import Event, Lock
-from migrate.engine.state.sqlite import (encode_data, lock_held, lock_lost, lock_not_found,
+from migrate.engine.state.common import (encode_data, lock_held, lock_lost, lock_not_found,
                                          taken_over_how)
 from migrate.errors import StateStoreError
 

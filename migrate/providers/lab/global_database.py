@@ -31,8 +31,8 @@ import psycopg
 from psycopg import sql
 
 from migrate.errors import LabError, ProviderError, TransientProviderError
-from migrate.lab.pg import (PG_USER, binaries_version_num, PgCluster, ensure_reachable_by_postgres, give_to_postgres,
-                            popen_pg, run_pg)
+from migrate.lab.pg import (PG_USER, PgCluster, binaries_version_num, ensure_reachable_by_postgres,
+                            give_to_postgres, popen_pg)
 from migrate.lab.topology import SOURCE_REGION, LabTopology
 from migrate.providers.pg_checksum import checksum_range_at_one_lsn
 from migrate.providers.protocols import (CheckpointFn, ChunkChecksum, PrimaryFacts, ProgressFn,
