@@ -44,6 +44,12 @@ def measure_lag(writer_dsn: str, standby_dsn: str, seconds: float, rate: float) 
     with psycopg.connect(writer_dsn, autocommit=True) as c:
         c.execute("CREATE TABLE IF NOT EXISTS bench_heartbeat (seq bigint PRIMARY KEY, note text)")
         c.execute("TRUNCATE bench_heartbeat")
+    deadline = time.monotonic() + 30
+    with psycopg.connect(standby_dsn, autocommit=True) as c:  # the DDL must reach the replica first
+        while c.execute("SELECT to_regclass('bench_heartbeat')").fetchone()[0] is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError("bench_heartbeat never appeared on the replica")
+            time.sleep(0.05)
     committed: dict[int, float] = {}
     hist = HdrHistogram(1, 60_000_000, 3)  # microseconds
     stop = threading.Event()
