@@ -17,7 +17,11 @@ if TYPE_CHECKING:
 class Providers:
     """The adapters a phase may use, already bound to one environment (lab or aws)."""
 
-    global_database: Any  # migrate.providers.protocols.GlobalDatabase
+    global_database: Any = None  # migrate.providers.protocols.GlobalDatabase
+    infrastructure: Any = None  # …protocols.Infrastructure
+    runtime: Any = None  # …protocols.RegionRuntime
+    object_store: Any = None  # …protocols.ObjectStore
+    dns: Any = None  # …protocols.Dns
 
 
 @dataclass

@@ -116,3 +116,114 @@ class GlobalDatabase(Protocol):
 
     def reader_endpoint(self, region: str) -> str | None:
         """Where the region's readers currently read (None when the region has no readers configured)."""
+
+
+# --- stand-up-region ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApiEndpoint:
+    """Where a region's API answers."""
+
+    region: str
+    host: str  # what Route 53 health checkers and records point at (lab: 127.0.0.1)
+    port: int  # lab: the app's port; AWS: 443 on the ALB
+    url: str  # base URL a client in the region would use, e.g. http://127.0.0.1:8123
+
+
+@dataclass(frozen=True)
+class HealthResult:
+    """One probe of a region's API /health."""
+
+    ok: bool
+    detail: str  # status code and body summary, or the error
+    latency_ms: float | None = None
+
+
+class Infrastructure(Protocol):
+    """The region's foundation (AWS: the Terraform root; lab: its folders)."""
+
+    def commands(self, region: str, dry_run: bool) -> list[str]:
+        """The exact commands apply would run (for plans); no side effects."""
+
+    def preflight(self, region: str) -> list[tuple[str, bool, str]]:
+        """Read-only checks (name, ok, detail): tools present, names free, quotas, CIDR."""
+
+    def apply(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        """Create or update the foundation; idempotent; returns its outputs (ids, endpoints)."""
+
+    def destroy(self, region: str, checkpoint: CheckpointFn) -> None:
+        """Remove the foundation; a no-op when absent."""
+
+
+class RegionRuntime(Protocol):
+    """The region's stateful cache and stateless API (lab: processes; AWS: ElastiCache and ECS)."""
+
+    def ensure_cache(self, region: str) -> dict:
+        """The region's Redis exists and answers; idempotent; returns its endpoint."""
+
+    def remove_cache(self, region: str) -> None:
+        """Remove the region's Redis and its data; a no-op when absent."""
+
+    def cache_ready(self, region: str) -> bool:
+        """True when the region's Redis answers; read-only."""
+
+    def deploy_api(self, region: str) -> ApiEndpoint:
+        """Run the API in the region (receiving no player traffic yet); idempotent."""
+
+    def remove_api(self, region: str) -> None:
+        """Stop and remove the region's API; a no-op when absent."""
+
+    def api_endpoint(self, region: str) -> ApiEndpoint | None:
+        """Where the region's API answers, or None when not deployed; read-only."""
+
+    def api_health(self, region: str, through_geography: str | None = None) -> HealthResult:
+        """Probe /health (in the lab through the named geography's WAN link); read-only."""
+
+    def image_available(self) -> tuple[bool, str]:
+        """Whether the API build to deploy exists (lab: the app package imports; AWS: the ECR image)."""
+
+
+class ObjectStore(Protocol):
+    """S3 buckets for assets, with cross-region replication from the source bucket."""
+
+    def bucket_name(self, region: str) -> str:
+        """The assets bucket name of `region` (pure)."""
+
+    def bucket_exists(self, region: str) -> bool:
+        """Read-only."""
+
+    def ensure_bucket(self, region: str) -> dict:
+        """Create the region's bucket (versioned, private) if absent; returns its name."""
+
+    def ensure_replication(self, source_region: str, region: str) -> dict:
+        """Replicate the source bucket into the region's bucket (a rule keyed by region); idempotent."""
+
+    def remove_replication(self, source_region: str, region: str) -> None:
+        """Drop that region's rule from the source bucket; other regions' rules stay."""
+
+    def replication_regions(self, source_region: str) -> list[str]:
+        """Regions the source bucket currently replicates to; read-only."""
+
+    def delete_bucket(self, region: str) -> None:
+        """Empty and delete the region's bucket; a no-op when absent."""
+
+
+class Dns(Protocol):
+    """Route 53: the API name's records and health checks."""
+
+    def ensure_health_check(self, region: str, endpoint: ApiEndpoint) -> str:
+        """An HTTP health check on the region's /health, found by its caller reference; returns its id."""
+
+    def delete_health_check(self, region: str) -> None:
+        """A no-op when absent."""
+
+    def health_check_id(self, region: str) -> str | None:
+        """Read-only."""
+
+    def set_weight(self, region: str, weight: int, endpoint: ApiEndpoint | None = None) -> dict:
+        """UPSERT the region's weighted record (SetIdentifier '<region>-weighted'); returns the change info."""
+
+    def delete_weighted(self, region: str) -> None:
+        """Remove the region's weighted record; a no-op when absent."""
+
+    def weights(self) -> dict[str, int]:
+        """region → weight of every weighted record of the API name; read-only."""
