@@ -1,6 +1,11 @@
-"""`migrate lab up | down | status`: the local three-region lab."""
+"""`migrate lab up | down | status`: the local three-region lab.
+
+Other `lab` commands live in their own modules (e.g. `lab load`, migrate/cli/lab_load.py) and register
+themselves on `app` through a `register(app)` function: see EXTRA_COMMANDS at the end."""
 
 from __future__ import annotations
+
+import importlib
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -10,10 +15,12 @@ from migrate import exit_codes
 from migrate.cli.context import execute
 from migrate.output.console import err, out
 
-app = typer.Typer(no_args_is_help=True, help="The local lab: PostgreSQL, the WAN proxy, seeded players.")
+app = typer.Typer(no_args_is_help=True,
+                  help="The local lab: PostgreSQL, Redis, the app, moto (Route 53, S3), the WAN proxy.")
 
 
-def _lab_dir(opts):
+def lab_dir_and_env(opts):
+    """(lab folder, spec environment) of the selected lab environment; UsageError for an aws one."""
     from migrate.providers.factory import lab_dir_for
     from migrate.spec import load_spec
 
@@ -26,34 +33,64 @@ def _lab_dir(opts):
     return lab_dir_for(env, spec.path.parent), env
 
 
+_lab_dir = lab_dir_and_env  # the name earlier modules used
+
+
+def _text(value) -> str:
+    return "" if value is None else str(value)
+
+
 def _print(report, opts) -> None:
     if opts.json:
         return
     for action in report.actions:
         err.print(f"• {action}")
     if report.components:
-        table = Table(title=f"lab at {report.lab_dir} · {report.players} players", title_justify="left")
-        for col in ("component", "role", "port", "state"):
+        table = Table(title=f"lab at {report.lab_dir} · {report.players:,} players", title_justify="left")
+        for col in ("component", "role", "port", "pid", "state"):
             table.add_column(col)
         for c in report.components:
-            table.add_row(c["component"], c["role"], str(c["port"] or ""), c["state"])
+            table.add_row(c["component"], c["role"], _text(c["port"]), _text(c.get("pid")), c["state"])
+        out.print(table)
+    if report.links:
+        table = Table(title="WAN links", title_justify="left")
+        for col in ("link", "port", "→ port", "rtt ms", "state", "conns"):
+            table.add_column(col, justify="right" if col in ("rtt ms", "conns") else "left")
+        for link in report.links:
+            rtt = f"{link['rtt_ms']:g}" + (f" +{link['extra_rtt_ms']:g}" if link.get("extra_rtt_ms") else "")
+            table.add_row(link["name"], _text(link["port"]), _text(link["target_port"]), rtt, link["state"],
+                          _text(link.get("connections")))
+        out.print(table)
+    aws = report.aws
+    if aws and aws.get("error"):
+        err.print(f"[yellow]moto:[/] {aws['error']}")
+    elif aws:
+        table = Table(title=f"Route 53 api.game.example (zone {aws.get('zone_id') or 'absent'}) · S3: "
+                            f"{', '.join(aws.get('buckets') or []) or 'no bucket'}", title_justify="left")
+        for col in ("set identifier", "region", "weight", "ttl", "value", "health check"):
+            table.add_column(col, overflow="fold")
+        for r in aws.get("records") or []:
+            table.add_row(_text(r["set_identifier"]), _text(r["region"]), _text(r["weight"]),
+                          _text(r["ttl"]), ", ".join(r["values"]), _text(r["health_check_id"]))
         out.print(table)
 
 
 @app.command("up")
 def up_cmd(ctx: typer.Context, players: int = typer.Option(None, "--players",
                                                           help="synthetic players to seed (default from the spec: 1,000,000)")) -> None:
-    """Build the lab (idempotent): us-east-1 PostgreSQL seeded by COPY, and the WAN proxy."""
+    """Build the lab (idempotent): us-east-1 PostgreSQL seeded by COPY, Redis and the app; moto (Route 53, S3); the WAN proxy."""
 
     def body(opts):
         from migrate.lab.world import lab_up
 
-        lab_dir, env = _lab_dir(opts)
+        lab_dir, env = lab_dir_and_env(opts)
         count = env.lab.players if players is None else players
         with Progress(TextColumn("seeding players"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                       TimeElapsedColumn(), console=err, transient=True, disable=opts.json) as bar:
             task = bar.add_task("seed", total=count)
             report = lab_up(lab_dir, count, progress=lambda done, total: bar.update(task, completed=done))
+        if not report.actions:
+            report.actions.append("the lab is up; nothing to do")
         _print(report, opts)
         return report.to_json(), exit_codes.OK
 
@@ -62,12 +99,12 @@ def up_cmd(ctx: typer.Context, players: int = typer.Option(None, "--players",
 
 @app.command("down")
 def down_cmd(ctx: typer.Context) -> None:
-    """Stop every lab process and remove the lab folder."""
+    """Stop every lab process (checking none is left) and remove the lab folder."""
 
     def body(opts):
         from migrate.lab.world import lab_down
 
-        lab_dir, _ = _lab_dir(opts)
+        lab_dir, _ = lab_dir_and_env(opts)
         report = lab_down(lab_dir)
         _print(report, opts)
         return report.to_json(), exit_codes.OK
@@ -77,14 +114,28 @@ def down_cmd(ctx: typer.Context) -> None:
 
 @app.command("status")
 def status_cmd(ctx: typer.Context) -> None:
-    """Every lab process, port and WAN link."""
+    """Every lab process (role, port, pid, state), WAN link (RTT, state) and Route 53 record."""
 
     def body(opts):
         from migrate.lab.world import lab_status
 
-        lab_dir, _ = _lab_dir(opts)
+        lab_dir, _ = lab_dir_and_env(opts)
         report = lab_status(lab_dir)
         _print(report, opts)
         return report.to_json(), exit_codes.OK
 
     execute(ctx, "lab status", body)
+
+
+# Modules adding `lab` commands: each defines `register(app: typer.Typer) -> None`. A module that does
+# not exist (yet) is skipped; one that fails to import is an error, not silently missing.
+EXTRA_COMMANDS = ("migrate.cli.lab_load",)
+
+for _module_name in EXTRA_COMMANDS:
+    try:
+        _module = importlib.import_module(_module_name)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module_name:
+            raise
+        continue
+    _module.register(app)

@@ -1,14 +1,22 @@
 """Where every lab component lives: folders and loopback ports, derived from the lab folder alone so
-that every command (and every test) finds the same world. Persisted as `<lab>/lab.json`."""
+that every command (and every test) finds the same world. Persisted as `<lab>/lab.json`.
+
+WAN links (`wan_ports`, name → the proxy's listen port on 127.0.0.1):
+    "<region>-><region>:pg"   a region's view of another region's PostgreSQL (replication, remote writes)
+    "<region>-><region>:api"  a region's view of another region's app (peers: the global leaderboard)
+    "<geography>-><region>:api"  a player geography's view of a region's app
+A lab.json written by an older version is completed on load: missing ports are allocated once and
+saved, so every later command sees the same ones."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from migrate.lab.pg import PgCluster
+from migrate.lab.pg import PgCluster, free_port
 
 SOURCE_REGION = "us-east-1"
 REGIONS = ("us-east-1", "ap-northeast-1", "eu-central-1")
@@ -37,6 +45,20 @@ def player_rtt_ms(geography: str, region: str) -> float:
     return LAST_MILE_MS[geography] + rtt_ms(GEO_NEAREST[geography], region)
 
 
+def link_rtt_ms(link: str) -> float:
+    """Round trip of a WAN link named "<from>-><to>:<service>" (from: a region or a player geography)."""
+    pair, _, _service = link.partition(":")
+    src, _, dst = pair.partition("->")
+    return player_rtt_ms(src, dst) if src in GEOGRAPHIES else rtt_ms(src, dst)
+
+
+def wan_link_names() -> list[str]:
+    """Every WAN link a complete lab has, sorted."""
+    names = [f"{a}->{b}:{service}" for a in REGIONS for b in REGIONS if a != b for service in ("pg", "api")]
+    names += [f"{g}->{r}:api" for g in GEOGRAPHIES for r in REGIONS]
+    return sorted(names)
+
+
 def default_lab_dir() -> Path:
     return Path(os.environ.get("MIGRATE_LAB_DIR", ".lab")).absolute()
 
@@ -47,7 +69,7 @@ class LabTopology:
 
     lab_dir: Path  # everything the lab writes lives under here; `lab down` removes it
     pg_ports: dict[str, int]  # region → port of that region's PostgreSQL (primary or standby)
-    wan_ports: dict[str, int]  # "<from>-><to>:pg" → proxy port on the link from region <from> to <to>'s PostgreSQL
+    wan_ports: dict[str, int]  # link name ("<from>-><to>:pg|api", see the module doc) → the proxy's listen port
     wan_control_port: int  # the WAN proxy's control port (cut / restore / degrade links)
     players: int = 0  # how many synthetic players were seeded
     redis_ports: dict[str, int] = field(default_factory=dict)  # region → that region's Redis
@@ -77,6 +99,22 @@ class LabTopology:
         """Loopback port that reaches `region`'s app as seen from a player in `geography`."""
         return self.wan_ports[f"{geography}->{region}:api"]
 
+    def peer_port(self, from_region: str, to_region: str) -> int:
+        """Loopback port that reaches `to_region`'s app as seen from `from_region` (through the WAN)."""
+        return self.wan_ports[f"{from_region}->{to_region}:api"]
+
+    def app_url(self, region: str) -> str:
+        """`region`'s app, directly (no WAN delay): what its load balancer and health checks see."""
+        return f"http://127.0.0.1:{self.app_ports[region]}"
+
+    def player_url(self, geography: str, region: str) -> str:
+        """`region`'s app as a player in `geography` reaches it (through the WAN link)."""
+        return f"http://127.0.0.1:{self.player_port(geography, region)}"
+
+    def peer_url(self, from_region: str, to_region: str) -> str:
+        """`to_region`'s app as `from_region`'s app reaches it (through the WAN link)."""
+        return f"http://127.0.0.1:{self.peer_port(from_region, to_region)}"
+
     def redis_url(self, region: str) -> str:
         return f"redis://127.0.0.1:{self.redis_ports[region]}/0"
 
@@ -84,17 +122,83 @@ class LabTopology:
     def moto_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.moto_port}"
 
+    @property
+    def session_keys_file(self) -> Path:
+        """JSON {key id: secret} every region's app signs sessions with (mode 0600; never printed)."""
+        return self.lab_dir / "session-keys.json"
+
+    @property
+    def home_routing_file(self) -> Path:
+        """JSON {home region: serving region} every region's app reads (HOME_ROUTING_FILE), re-read live."""
+        return self.lab_dir / "home-routing.json"
+
+    @classmethod
+    def allocate(cls, lab_dir: Path) -> "LabTopology":
+        """A new topology with a free loopback port for every component (not saved)."""
+        topology = cls(lab_dir=lab_dir, pg_ports={}, wan_ports={}, wan_control_port=0)
+        topology.fill_missing()
+        return topology
+
+    def fill_missing(self) -> list[str]:
+        """Allocate a port for every component that has none (a lab.json from an older version);
+        the names of the ports added."""
+        added = []
+
+        def need(table: dict[str, int], key: str, label: str) -> None:
+            if not table.get(key):
+                table[key] = free_port()
+                added.append(label)
+
+        for region in REGIONS:
+            need(self.pg_ports, region, f"postgresql {region}")
+            need(self.redis_ports, region, f"redis {region}")
+            need(self.app_ports, region, f"app {region}")
+        for name in wan_link_names():
+            need(self.wan_ports, name, f"link {name}")
+        if not self.wan_control_port:
+            self.wan_control_port = free_port()
+            added.append("wan control")
+        if not self.moto_port:
+            self.moto_port = free_port()
+            added.append("moto")
+        return added
+
     def save(self) -> None:
+        """Write lab.json atomically (temp file + rename)."""
         self.lab_dir.mkdir(parents=True, exist_ok=True)
         data = asdict(self)
         data["lab_dir"] = str(self.lab_dir)
-        self.state_file.write_text(json.dumps(data, indent=2, sort_keys=True))
+        tmp = self.state_file.with_name(f".lab.json.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True))
+        os.replace(tmp, self.state_file)
 
     @classmethod
     def load(cls, lab_dir: Path) -> "LabTopology | None":
+        """The lab's topology, or None when there is no lab.json; completes (and saves) an older one."""
         path = lab_dir / "lab.json"
         if not path.exists():
             return None
+        topology = cls._read(path)
+        if topology.missing():
+            # Under a lock so that two commands upgrading the same lab at once pick the same ports.
+            with open(lab_dir / ".lab.json.lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                topology = cls._read(path)
+                if topology.fill_missing():
+                    topology.save()
+        return topology
+
+    def missing(self) -> bool:
+        """True when some component has no port yet."""
+        tables = (self.pg_ports, self.redis_ports, self.app_ports)
+        return (any(not table.get(region) for table in tables for region in REGIONS)
+                or any(not self.wan_ports.get(name) for name in wan_link_names())
+                or not self.wan_control_port or not self.moto_port)
+
+    @classmethod
+    def _read(cls, path: Path) -> "LabTopology":
         data = json.loads(path.read_text())
+        known = {f.name for f in fields(cls)}
+        data = {key: value for key, value in data.items() if key in known}  # from a newer version
         data["lab_dir"] = Path(data["lab_dir"])
         return cls(**data)
