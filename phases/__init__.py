@@ -6,11 +6,12 @@ from migrate.engine.model import Phase
 from migrate.errors import UnknownPhase
 from phases.attach_secondary import AttachSecondary
 from phases.planned import PLANNED
+from phases.stand_up_region import StandUpRegion
 
 PHASE_ORDER = ("stand-up-region", "attach-secondary", "shadow-traffic", "shift-traffic",
                "expand-schema", "cutover", "contract-schema")
 
-_BUILT: dict[str, Phase] = {p.name: p for p in (AttachSecondary(),)}
+_BUILT: dict[str, Phase] = {p.name: p for p in (StandUpRegion(), AttachSecondary())}
 
 
 def get_phase(name: str) -> Phase:

@@ -42,7 +42,9 @@ class RegionInfra:
         return [f"remove {target.region}'s lab folders"]
 
     def apply(self, ctx: StepContext) -> dict:
-        return _p(ctx.target).infrastructure.apply(ctx.target.region, ctx.progress, ctx.checkpoint)
+        out = _p(ctx.target).infrastructure.apply(ctx.target.region, ctx.progress, ctx.checkpoint)
+        ctx.checkpoint()  # applied but not journaled: a real crash point
+        return out
 
     def verify(self, ctx: StepContext) -> None:
         pass  # apply fails unless terraform/the lab reported success
@@ -58,7 +60,7 @@ class Cache:
 
     def describe(self, target: Target) -> list[str]:
         return [_per_env(target, f"start a Redis server for {target.region}",
-                         f"ensure ElastiCache replication group game-{target.region} exists and is available")]
+                         f"ensure the region's ElastiCache replication group (from the Terraform root) is available")]
 
     def describe_undo(self, target: Target) -> list[str]:
         return [_per_env(target, "stop it and remove its data", "delete the replication group")]
@@ -82,13 +84,13 @@ class AssetsBucket:
     title: str = "Create the assets bucket, replicated from the source bucket"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"s3:CreateBucket game-assets-{target.region} (versioned, private)",
-                f"s3:PutBucketReplication on game-assets-{target.spec.source_region}: add rule "
-                f"'to-{target.region}' (other regions' rules kept)"]
+        return [f"s3:CreateBucket the {target.region} assets bucket if absent (versioned, private)",
+                f"s3:PutBucketReplication on the {target.spec.source_region} assets bucket: merge in the rule "
+                f"replicating to {target.region} (other regions' rules kept)"]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [f"remove rule 'to-{target.region}' from the source bucket",
-                f"empty and delete game-assets-{target.region}"]
+        return [f"remove the {target.region} rule from the source bucket's replication",
+                f"empty (every version) and delete the {target.region} assets bucket"]
 
     def apply(self, ctx: StepContext) -> dict:
         store, region = _p(ctx.target).object_store, ctx.target.region
@@ -119,10 +121,11 @@ class DeployApi:
         return [_per_env(target,
                          f"start the app for {target.region} (reads through the WAN from the writer until its "
                          f"secondary is attached; writes to the writer)",
-                         f"ecs:CreateService/UpdateService game-api in {target.region} (no DNS weight yet)")]
+                         f"ecs:CreateService/UpdateService of the region's API service (task definition from "
+                         f"the Terraform root), wait until stable; no DNS weight yet")]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [_per_env(target, "stop the app", "ecs:DeleteService game-api")]
+        return [_per_env(target, "stop the app", "ecs:DeleteService of the region's API service")]
 
     def apply(self, ctx: StepContext) -> dict:
         ep = _p(ctx.target).runtime.deploy_api(ctx.target.region)
@@ -144,8 +147,8 @@ class HealthCheck:
     title: str = "Create the Route 53 health check"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"route53:CreateHealthCheck HTTP /health on {target.region}'s API "
-                f"(caller reference migrate-{target.region})"]
+        return [f"route53:CreateHealthCheck on {target.region}'s API /health "
+                + _per_env(target, "(HTTP, the app's port)", "(HTTPS on the ALB)")]
 
     def describe_undo(self, target: Target) -> list[str]:
         return ["route53:DeleteHealthCheck"]
@@ -154,7 +157,9 @@ class HealthCheck:
         ep = _p(ctx.target).runtime.api_endpoint(ctx.target.region)
         if ep is None:
             raise VerifyFailed(f"{ctx.target.region}'s API is not deployed")
-        return {"health_check_id": _p(ctx.target).dns.ensure_health_check(ctx.target.region, ep)}
+        health_check_id = _p(ctx.target).dns.ensure_health_check(ctx.target.region, ep)
+        ctx.checkpoint()
+        return {"health_check_id": health_check_id}
 
     def verify(self, ctx: StepContext) -> None:
         if _p(ctx.target).dns.health_check_id(ctx.target.region) is None:
@@ -170,15 +175,18 @@ class DnsWeightZero:
     title: str = "Add the region's weight-0 record for api.game.example"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"route53:ChangeResourceRecordSets UPSERT api.game.example weighted, "
-                f"SetIdentifier {target.region}-weighted, weight 0, with its health check"]
+        return [f"route53:ChangeResourceRecordSets UPSERT api.game.example weighted "
+                + _per_env(target, f"CNAME {target.region}.lb.game.example", "ALIAS to the region's ALB")
+                + f", SetIdentifier {target.region}-weighted, weight 0, with its health check; wait INSYNC"]
 
     def describe_undo(self, target: Target) -> list[str]:
         return [f"DELETE the {target.region}-weighted record"]
 
     def apply(self, ctx: StepContext) -> dict:
         ep = _p(ctx.target).runtime.api_endpoint(ctx.target.region)
-        return _p(ctx.target).dns.set_weight(ctx.target.region, 0, ep)
+        out = _p(ctx.target).dns.set_weight(ctx.target.region, 0, ep)
+        ctx.checkpoint()
+        return out
 
     def verify(self, ctx: StepContext) -> None:
         weights = _p(ctx.target).dns.weights()

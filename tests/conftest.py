@@ -65,17 +65,29 @@ def lab():
 
 
 def reset_targets(topology) -> None:
-    """Remove every secondary, slot and read route the phases may have left (real adapter calls)."""
+    """Remove everything the phases may have made in the target regions (real adapter calls)."""
     from migrate.lab.topology import REGIONS, SOURCE_REGION
+    from migrate.providers.aws.runtime import stand_up_providers
     from migrate.providers.lab.global_database import LabGlobalDatabase
+    from migrate.providers.lab.runtime import LabInfrastructure, LabRegionRuntime
+    from migrate.spec import load_spec
 
-    gdb = LabGlobalDatabase(topology)
+    spec = load_spec(SPEC)
+    aws_side = stand_up_providers(spec, spec.environment("lab"), REPO, topology=topology)
+    gdb, runtime = LabGlobalDatabase(topology), LabRegionRuntime(topology)
     for region in REGIONS:
         if region == SOURCE_REGION:
             continue
         gdb.route_reads_to_writer(region)
         gdb.delete_secondary(region)
         gdb.release_replication(region)
+        aws_side["dns"].delete_weighted(region)
+        aws_side["dns"].delete_health_check(region)
+        runtime.remove_api(region)
+        aws_side["object_store"].remove_replication(SOURCE_REGION, region)
+        aws_side["object_store"].delete_bucket(region)
+        runtime.remove_cache(region)
+        LabInfrastructure(topology).destroy(region, lambda: None)
 
 
 @pytest.fixture(scope="session")

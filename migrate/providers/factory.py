@@ -1,5 +1,8 @@
 """Build the providers for an environment. Adapters are imported lazily so that the engine never
-imports boto3 or psycopg itself, and a lab run never needs AWS credentials."""
+imports boto3 or psycopg itself, and a lab run never needs AWS credentials.
+
+The lab's Route 53 and S3 are a moto server, so the lab uses the same boto3 adapters as AWS for
+them (DESIGN §3); its database, Redis and app are local processes driven by the lab adapters."""
 
 from __future__ import annotations
 
@@ -19,18 +22,24 @@ def lab_dir_for(env, spec_dir: Path) -> Path:
 
 
 def build_providers(spec, env) -> Providers:
-    """The adapters for `env`: lab processes for kind 'lab', boto3 for kind 'aws'."""
+    """The adapters for `env`: lab processes (+ boto3 on moto) for kind 'lab', boto3 for kind 'aws'."""
+    from migrate.providers.aws.runtime import stand_up_providers
+
+    repo_root = spec.path.parent
     if env.kind == "lab":
         from migrate.lab.topology import LabTopology
         from migrate.providers.lab.global_database import LabGlobalDatabase
+        from migrate.providers.lab.runtime import LabInfrastructure, LabRegionRuntime
 
-        lab_dir = lab_dir_for(env, spec.path.parent)
+        lab_dir = lab_dir_for(env, repo_root)
         topology = LabTopology.load(lab_dir)
         if topology is None:
             raise LabError(f"the lab is not up (no {lab_dir / 'lab.json'})",
                            hint="start it with `migrate lab up`")
-        return Providers(global_database=LabGlobalDatabase(topology))
+        return Providers(global_database=LabGlobalDatabase(topology),
+                         infrastructure=LabInfrastructure(topology), runtime=LabRegionRuntime(topology),
+                         **stand_up_providers(spec, env, repo_root, topology=topology))
     from migrate.providers.aws.global_database import AwsGlobalDatabase
 
-    aws = env.aws
-    return Providers(global_database=AwsGlobalDatabase.from_spec(spec, aws))
+    return Providers(global_database=AwsGlobalDatabase.from_spec(spec, env.aws),
+                     **stand_up_providers(spec, env, repo_root))

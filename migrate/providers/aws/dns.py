@@ -1,0 +1,473 @@
+"""The Dns Protocol on Route 53: the API name's weighted records and the regions' health checks.
+
+One code path for AWS and the lab (DESIGN §3): the lab's Route 53 is a moto server on loopback, so the
+same boto3 calls run against it. What differs is data, given to the constructor:
+
+- AWS (`record_style="alias"`): each region's weighted record on `api.game.example` is an A ALIAS to
+  the region's ALB (the ApiEndpoint host), exactly as terraform/modules/region/dns.tf writes it; the
+  health check is HTTPS on the ALB's name, port 443.
+- lab (`record_style="cname"`): the record is a CNAME to `<region>.lb.game.example` with the lab's TTL
+  (5 s), and the health check is HTTP on 127.0.0.1:<the region's app port>/health, carrying the LB
+  name as its FQDN; see migrate/lab/aws_world.py, whose conventions the lab factory passes in.
+
+Set identifiers are "<region>-weighted": unique across every name of the zone, because moto's DELETE
+matches on the SetIdentifier alone (DESIGN §9). The adapter creates records and health checks only;
+the hosted zone must exist (found by name).
+
+Every AWS call goes through `clients.call`, so only ProviderError / TransientProviderError leave here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+from botocore.exceptions import BotoCoreError
+
+from migrate.errors import ProviderError
+from migrate.providers.aws.clients import AwsClients, ClientFactory, call
+from migrate.providers.protocols import ApiEndpoint
+
+log = logging.getLogger(__name__)
+
+ZONE_NAME = "game.example."
+API_NAME = "api.game.example"
+AWS_TTL_SECONDS = 60
+LAB_TTL_SECONDS = 5
+CONTROL_REGION = "us-east-1"  # Route 53 is global; its API lives in us-east-1
+ALIAS_STYLE, CNAME_STYLE = "alias", "cname"
+HEALTH_CHECK_GONE = frozenset({"NoSuchHealthCheck"})
+LB_NOT_FOUND = frozenset({"LoadBalancerNotFound"})
+_REGION_RE = r"[a-z]{2}(?:-gov)?-[a-z]+-\d+"
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def fqdn(name: str) -> str:
+    """`name` with exactly one trailing dot, lower case: how Route 53 lists record names."""
+    return name.rstrip(".").lower() + "."
+
+
+def _template_regex(template: str) -> re.Pattern[str]:
+    """A regex for a "{region}" template that captures the region, e.g. "{region}-weighted"."""
+    if "{region}" not in template:
+        raise ProviderError(f"name template {template!r} lacks {{region}}", where="aws")
+    head, _, tail = template.partition("{region}")
+    return re.compile(f"^{re.escape(head)}(?P<region>{_REGION_RE}){re.escape(tail)}$")
+
+
+class AccountGuard:
+    """Refuses changes when the credentials belong to another account than the spec names (checked once)."""
+
+    def __init__(self, clients: ClientFactory, expected_account_id: str | None) -> None:
+        self._clients = clients
+        self._expected = expected_account_id
+        self._checked = expected_account_id is None
+
+    def check(self) -> None:
+        if self._checked:
+            return
+        identity = call(self._clients("sts", CONTROL_REGION), "get_caller_identity", CONTROL_REGION)
+        account = (identity or {}).get("Account")
+        if account != self._expected:
+            raise ProviderError(f"the AWS credentials in use belong to account {account}, "
+                                f"not {self._expected} named in the spec", where="aws",
+                                hint="switch profile, or fix account_id in migration.toml")
+        self._checked = True
+
+
+def lab_clients(endpoint_url: str) -> AwsClients:
+    """Clients for a lab's moto server: fake credentials, no retries, nothing read from AWS_PROFILE or ~/.aws."""
+    import botocore.session
+
+    core = botocore.session.Session(session_vars={
+        "profile": (None, None, None, None),
+        "config_file": (None, None, os.devnull, None),
+        "credentials_file": (None, None, os.devnull, None),
+    })
+    session = boto3.session.Session(botocore_session=core, **FAKE_CREDENTIALS)
+    return AwsClients(session=session, endpoint_url=endpoint_url)
+
+
+def env_clients(env: Any, topology: Any = None) -> tuple[AwsClients, str | None]:
+    """(clients, endpoint_url) for an environment: the lab's moto server, or the spec's AWS profile
+    (or its moto endpoint_url, then the process's credentials, as the AWS global database does)."""
+    if env.kind == "lab":
+        if topology is None:
+            raise ProviderError("the lab's Route 53 and S3 need the lab's topology (its moto port)", where="lab",
+                                hint="pass topology=LabTopology.load(lab_dir) (migrate.lab.topology)")
+        return lab_clients(topology.moto_endpoint), topology.moto_endpoint
+    aws = env.aws
+    endpoint_url = getattr(aws, "endpoint_url", None)
+    if endpoint_url:
+        return AwsClients(endpoint_url=endpoint_url), endpoint_url
+    try:
+        session = boto3.Session(profile_name=aws.profile)
+    except BotoCoreError as exc:  # ProfileNotFound and friends: one line, no traceback
+        raise ProviderError(f"AWS profile {aws.profile!r} is not usable: {type(exc).__name__}", where="aws",
+                            hint="configure it in ~/.aws/config (e.g. aws configure sso)") from None
+    return AwsClients(session=session), None
+
+
+class Route53Dns:
+    """Dns on Route 53 (AWS) or on the lab's moto server (see the module docstring)."""
+
+    def __init__(
+        self,
+        clients: ClientFactory | None = None,
+        *,
+        endpoint_url: str | None = None,
+        zone_name: str = ZONE_NAME,
+        record_name: str = API_NAME,
+        ttl: int = AWS_TTL_SECONDS,
+        record_style: str = ALIAS_STYLE,
+        cname_target: str = "{region}.lb.game.example",
+        set_identifier: str = "{region}-weighted",
+        caller_reference: str = "migrate-{region}",
+        health_path: str = "/health",
+        health_fqdn: str | None = "{region}.lb.game.example",
+        request_interval: int = 10,
+        failure_threshold: int = 3,
+        alias_zone_id: Callable[[str, str], str] | Mapping[str, str] | None = None,
+        expected_account_id: str | None = None,
+        poll_interval: float = 2.0,
+        wait_timeout: float = 300.0,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """
+        clients: (service, region) -> boto3 client (an AwsClients); None = AwsClients(endpoint_url=endpoint_url).
+        endpoint_url: the moto server (lab, tests); None on AWS.
+        zone_name / record_name: the existing hosted zone (found by name) and the API record in it.
+        ttl: of CNAME records (lab 5 s, AWS 60 s); ALIAS records have none.
+        record_style: "alias" (AWS: A ALIAS to the ALB) or "cname" (lab: CNAME to cname_target).
+        set_identifier / caller_reference: "{region}" templates of the weighted record and the health check.
+        health_fqdn: FullyQualifiedDomainName of a health check that probes an IP address (lab); None = none.
+        alias_zone_id: the ALB's canonical hosted zone id by (region, ALB DNS name), or region -> id;
+            None = ask elbv2 in the region for the load balancer with that DNS name.
+        expected_account_id: when set, changes first check (once) that the credentials belong to it.
+        poll_interval / wait_timeout: how often and how long set_weight polls for INSYNC.
+        """
+        if record_style not in (ALIAS_STYLE, CNAME_STYLE):
+            raise ProviderError(f"record_style must be {ALIAS_STYLE!r} or {CNAME_STYLE!r}, not {record_style!r}",
+                                where="aws")
+        self._clients = clients or AwsClients(endpoint_url=endpoint_url)
+        self.endpoint_url = endpoint_url
+        self.zone_name = fqdn(zone_name)
+        self.record_name = fqdn(record_name)
+        self.ttl = int(ttl)
+        self.record_style = record_style
+        self._cname_target = cname_target
+        self._set_identifier = set_identifier
+        self._set_identifier_re = _template_regex(set_identifier)
+        self._caller_reference = caller_reference
+        _template_regex(caller_reference)
+        self.health_path = health_path
+        self._health_fqdn = health_fqdn
+        self.request_interval = request_interval
+        self.failure_threshold = failure_threshold
+        self._alias_zone_id = alias_zone_id
+        self._guard = AccountGuard(self._clients, expected_account_id)
+        self._poll_interval = poll_interval
+        self._wait_timeout = wait_timeout
+        self._sleep = sleep
+        self._clock = clock
+        self._zone_id: str | None = None
+
+    @classmethod
+    def for_lab(cls, moto_endpoint: str, **overrides: Any) -> Route53Dns:
+        """The adapter bound to a lab's moto server, with the lab's conventions (migrate/lab/aws_world.py)."""
+        from migrate.lab import aws_world
+
+        settings: dict[str, Any] = {
+            "clients": lab_clients(moto_endpoint), "endpoint_url": moto_endpoint, "zone_name": aws_world.ZONE_NAME,
+            "record_name": aws_world.API_NAME, "ttl": aws_world.LAB_TTL_SECONDS, "record_style": CNAME_STYLE,
+            "cname_target": aws_world.lb_name("{region}"), "set_identifier": aws_world.set_identifier("{region}"),
+            "caller_reference": aws_world.health_check_reference("{region}"),
+            "health_fqdn": aws_world.lb_name("{region}"), "request_interval": 10, "failure_threshold": 1,
+            "poll_interval": 0.2, "wait_timeout": 30.0}
+        settings.update(overrides)
+        return cls(**settings)
+
+    # ----------------------------------------------------------------- names
+
+    def set_identifier(self, region: str) -> str:
+        """SetIdentifier of `region`'s weighted record (pure)."""
+        return self._set_identifier.format(region=region)
+
+    def caller_reference(self, region: str) -> str:
+        """CallerReference `region`'s health check is created with (pure); see _find_health_check for reuse."""
+        return self._caller_reference.format(region=region)
+
+    # ------------------------------------------------------------ read-only
+
+    def zone_id(self) -> str:
+        """Id of the hosted zone named zone_name (a public one when both exist); ProviderError when absent."""
+        if self._zone_id:
+            return self._zone_id
+        answer = call(self._r53(), "list_hosted_zones_by_name", CONTROL_REGION, DNSName=self.zone_name)
+        zones = [z for z in (answer or {}).get("HostedZones", []) if fqdn(z["Name"]) == self.zone_name]
+        if not zones:
+            raise ProviderError(f"hosted zone {self.zone_name} not found", where="aws",
+                                hint="this adapter only adds records to an existing zone: create the zone first "
+                                     "(lab: `migrate lab up`)")
+        zones.sort(key=lambda z: bool(z.get("Config", {}).get("PrivateZone")))
+        self._zone_id = zones[0]["Id"]
+        return self._zone_id
+
+    def health_check_id(self, region: str) -> str | None:
+        found = self._find_health_check(region)
+        return found["Id"] if found else None
+
+    def weights(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for record in self._api_records():
+            match = self._set_identifier_re.match(record.get("SetIdentifier") or "")
+            if match and "Weight" in record:
+                out[match.group("region")] = int(record["Weight"])
+        return out
+
+    def weighted_record(self, region: str) -> dict | None:
+        """`region`'s weighted record as Route 53 lists it, or None; read-only."""
+        ident = self.set_identifier(region)
+        return next((r for r in self._api_records() if r.get("SetIdentifier") == ident), None)
+
+    # ------------------------------------------------------------ changes
+
+    def ensure_health_check(self, region: str, endpoint: ApiEndpoint) -> str:
+        """Find the region's check (by caller reference, else the one its weighted record carries, e.g. the
+        one Terraform made) and keep it; create it when absent. A check this adapter made is updated in
+        place when the endpoint moved (port, address, path); an adopted one is left as it is."""
+        self._guard.check()
+        config = self._health_config(region, endpoint)
+        found = self._find_health_check(region)
+        if found is not None:
+            if self._owns(region, found):
+                self._update_if_moved(region, found, config)
+            return found["Id"]
+        reference = self.caller_reference(region)
+        answer = call(self._r53(), "create_health_check", CONTROL_REGION, absent={"HealthCheckAlreadyExists"},
+                      CallerReference=reference, HealthCheckConfig=config)
+        if answer is None:
+            # Route 53 remembers the reference of a deleted check for days and refuses it "regardless of the
+            # settings" (CreateHealthCheck docs): a rollback followed by a new apply lands here.
+            reference = f"{reference}-{int(time.time())}"
+            answer = call(self._r53(), "create_health_check", CONTROL_REGION, CallerReference=reference,
+                          HealthCheckConfig=config)
+        check_id = answer["HealthCheck"]["Id"]
+        log.info("created Route 53 health check %s (%s) for %s", check_id, reference, region)
+        return check_id
+
+    def delete_health_check(self, region: str) -> None:
+        found = self._find_health_check(region)
+        if found is None:
+            return
+        self._guard.check()
+        call(self._r53(), "delete_health_check", CONTROL_REGION, absent=HEALTH_CHECK_GONE, HealthCheckId=found["Id"])
+        log.info("deleted Route 53 health check %s of %s", found["Id"], region)
+
+    def set_weight(self, region: str, weight: int, endpoint: ApiEndpoint | None = None) -> dict:
+        """UPSERT the weighted record with `weight` (0..255) and wait until Route 53 reports INSYNC. Without
+        an endpoint the existing record is kept as it is but for its weight (shift-traffic's case)."""
+        if not 0 <= int(weight) <= 255:
+            raise ProviderError(f"Route 53 weights are 0..255, not {weight}", where="aws")
+        self._guard.check()
+        existing = self.weighted_record(region)
+        record = self._desired_record(region, int(weight), endpoint, existing)
+        answer = call(self._r53(), "change_resource_record_sets", CONTROL_REGION, HostedZoneId=self.zone_id(),
+                      ChangeBatch={"Comment": f"migrate: {region} weight {weight}",
+                                   "Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]})
+        change = self._wait_insync(answer["ChangeInfo"])
+        return {"record": self.record_name, "set_identifier": record["SetIdentifier"], "weight": int(weight),
+                "type": record["Type"], "health_check_id": record.get("HealthCheckId"),
+                "change_id": change["Id"], "change_status": change["Status"]}
+
+    def delete_weighted(self, region: str) -> None:
+        existing = self.weighted_record(region)
+        if existing is None:
+            return
+        self._guard.check()
+        # A DELETE must repeat the record exactly as it is; the listed form is that.
+        answer = call(self._r53(), "change_resource_record_sets", CONTROL_REGION, absent={"InvalidChangeBatch"},
+                      HostedZoneId=self.zone_id(),
+                      ChangeBatch={"Comment": f"migrate: remove {region}'s weighted record",
+                                   "Changes": [{"Action": "DELETE", "ResourceRecordSet": existing}]})
+        if answer is None and self.weighted_record(region) is not None:
+            raise ProviderError(f"Route 53 refused to delete {existing['SetIdentifier']} on {self.record_name}",
+                                where="aws", hint="the record changed while deleting it: run again")
+        if answer is not None:
+            self._wait_insync(answer["ChangeInfo"])
+
+    # ------------------------------------------------------------- helpers
+
+    def _r53(self) -> Any:
+        return self._clients("route53", CONTROL_REGION)
+
+    def _api_records(self) -> list[dict]:
+        """Every record of the API name, read from the first record at that name on (names are listed in order)."""
+        records: list[dict] = []
+        params: dict[str, Any] = {"HostedZoneId": self.zone_id(), "StartRecordName": self.record_name}
+        while True:
+            page = call(self._r53(), "list_resource_record_sets", CONTROL_REGION, **params) or {}
+            for record in page.get("ResourceRecordSets", []):
+                if fqdn(record["Name"]) != self.record_name:
+                    return records
+                records.append(record)
+            if not page.get("IsTruncated"):
+                return records
+            params = {"HostedZoneId": self.zone_id(), "StartRecordName": page["NextRecordName"],
+                      "StartRecordType": page["NextRecordType"]}
+            if page.get("NextRecordIdentifier"):
+                params["StartRecordIdentifier"] = page["NextRecordIdentifier"]
+
+    def _health_checks(self) -> list[dict]:
+        checks: list[dict] = []
+        params: dict[str, Any] = {}
+        while True:
+            page = call(self._r53(), "list_health_checks", CONTROL_REGION, **params) or {}
+            checks.extend(page.get("HealthChecks", []))
+            if not page.get("IsTruncated") or not page.get("NextMarker"):
+                return checks
+            params = {"Marker": page["NextMarker"]}
+
+    def _owns(self, region: str, check: dict) -> bool:
+        reference = self.caller_reference(region)
+        got = check.get("CallerReference") or ""
+        return got == reference or got.startswith(f"{reference}-")
+
+    def _find_health_check(self, region: str) -> dict | None:
+        """The region's check: one created with its caller reference (or that reference plus a suffix, after a
+        deleted one blocked the plain reference), else the one the region's weighted record uses."""
+        checks = self._health_checks()
+        owned = [c for c in checks if self._owns(region, c)]
+        if owned:
+            # The plain reference wins; else the newest suffixed one (suffixes are creation times).
+            plain = self.caller_reference(region)
+            return max(owned, key=lambda c: (c["CallerReference"] == plain, _suffix(c["CallerReference"], plain)))
+        record = self.weighted_record(region)
+        carried = (record or {}).get("HealthCheckId")
+        return next((c for c in checks if c["Id"] == carried), None) if carried else None
+
+    def _health_config(self, region: str, endpoint: ApiEndpoint) -> dict:
+        scheme = urlsplit(endpoint.url).scheme.lower() if endpoint.url else ""
+        kind = "HTTPS" if scheme == "https" or (not scheme and endpoint.port == 443) else "HTTP"
+        config: dict[str, Any] = {"Type": kind, "Port": int(endpoint.port), "ResourcePath": self.health_path,
+                                  "RequestInterval": self.request_interval,
+                                  "FailureThreshold": self.failure_threshold}
+        if _is_ip(endpoint.host):
+            config["IPAddress"] = endpoint.host
+            if self._health_fqdn:
+                config["FullyQualifiedDomainName"] = self._health_fqdn.format(region=region)
+        else:
+            config["FullyQualifiedDomainName"] = endpoint.host
+        if kind == "HTTPS":
+            config["EnableSNI"] = True
+        return config
+
+    def _update_if_moved(self, region: str, found: dict, config: dict) -> None:
+        current = found.get("HealthCheckConfig", {})
+        mutable = ("IPAddress", "Port", "ResourcePath", "FullyQualifiedDomainName", "FailureThreshold", "EnableSNI")
+        changes = {k: config[k] for k in mutable if k in config and current.get(k) != config[k]}
+        if not changes:
+            return
+        if current.get("Type") != config["Type"]:
+            raise ProviderError(f"health check {found['Id']} of {region} is {current.get('Type')}, the API now needs "
+                                f"{config['Type']}: Route 53 cannot change a check's type", where="aws",
+                                hint="roll the phase back (deletes the check) and run it again")
+        call(self._r53(), "update_health_check", CONTROL_REGION, HealthCheckId=found["Id"],
+             HealthCheckVersion=int(found.get("HealthCheckVersion", 1)), **changes)
+        log.info("updated health check %s of %s: %s", found["Id"], region, sorted(changes))
+
+    def _desired_record(self, region: str, weight: int, endpoint: ApiEndpoint | None, existing: dict | None) -> dict:
+        check = self._find_health_check(region)
+        health_check_id = check["Id"] if check else (existing or {}).get("HealthCheckId")
+        if endpoint is None:
+            if existing is None:
+                raise ProviderError(f"{region} has no weighted record on {self.record_name} yet and no endpoint was "
+                                    f"given to create one", where="aws", hint="run stand-up-region for the region first")
+            record = dict(existing)
+            record["Weight"] = weight
+            if health_check_id:
+                record["HealthCheckId"] = health_check_id
+            return record
+        record: dict[str, Any] = {"Name": self.record_name, "SetIdentifier": self.set_identifier(region),
+                                  "Weight": weight}
+        if self.record_style == CNAME_STYLE:
+            record.update(Type="CNAME", TTL=self.ttl,
+                          ResourceRecords=[{"Value": self._cname_target.format(region=region)}])
+        else:
+            record.update(Type="A", AliasTarget={"HostedZoneId": self._alias_zone(region, endpoint.host),
+                                                 "DNSName": endpoint.host, "EvaluateTargetHealth": True})
+        if health_check_id:
+            record["HealthCheckId"] = health_check_id
+        return record
+
+    def _alias_zone(self, region: str, dns_name: str) -> str:
+        source = self._alias_zone_id
+        if callable(source):
+            return source(region, dns_name)
+        if isinstance(source, Mapping) and region in source:
+            return source[region]
+        wanted = fqdn(dns_name.removeprefix("dualstack."))
+        params: dict[str, Any] = {}
+        elbv2 = self._clients("elbv2", region)
+        while True:
+            page = call(elbv2, "describe_load_balancers", region, **params) or {}
+            for lb in page.get("LoadBalancers", []):
+                if fqdn(lb.get("DNSName", "")) == wanted:
+                    return lb["CanonicalHostedZoneId"]
+            if not page.get("NextMarker"):
+                break
+            params = {"Marker": page["NextMarker"]}
+        raise ProviderError(f"no load balancer named {dns_name} in {region}: cannot alias {self.record_name} to it",
+                            where="aws", hint="apply the region's Terraform root (it creates the ALB) and run again")
+
+    def _wait_insync(self, change: dict) -> dict:
+        deadline = self._clock() + self._wait_timeout
+        while change.get("Status") != "INSYNC":
+            if self._clock() >= deadline:
+                raise ProviderError(f"Route 53 change {change.get('Id')} still {change.get('Status')} after "
+                                    f"{self._wait_timeout:.0f} s", where="aws",
+                                    hint="the change is applied eventually; the step is safe to run again")
+            self._sleep(self._poll_interval)
+            change = call(self._r53(), "get_change", CONTROL_REGION, Id=change["Id"])["ChangeInfo"]
+        return change
+
+
+def _suffix(reference: str, plain: str) -> int:
+    tail = reference[len(plain) + 1:]
+    return int(tail) if tail.isdigit() else -1
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def from_spec(spec: Any, env: Any, repo_root: Any = None, *, topology: Any = None,
+              clients: ClientFactory | None = None, **overrides: Any) -> Route53Dns:
+    """The Dns adapter of an environment. lab: the moto server of `topology` with the lab's conventions;
+    aws: the spec's profile (or its moto endpoint_url), ALIAS records to the ALBs, TTL 60 s, the account check."""
+    if env.kind == "lab":
+        if topology is None:
+            env_clients(env)  # raises the explanation
+        if clients is not None:
+            overrides["clients"] = clients
+        return Route53Dns.for_lab(topology.moto_endpoint, **overrides)
+    made, endpoint_url = (clients, getattr(env.aws, "endpoint_url", None)) if clients else env_clients(env)
+    settings: dict[str, Any] = {"clients": made, "endpoint_url": endpoint_url, "ttl": AWS_TTL_SECONDS,
+                                "record_style": ALIAS_STYLE,
+                                "expected_account_id": getattr(env.aws, "account_id", None)}
+    settings.update(overrides)
+    return Route53Dns(**settings)
+
+
