@@ -70,21 +70,10 @@ class PlannedPhase:
     def not_built_error(self) -> PhaseNotBuilt:
         return PhaseNotBuilt(f"phase '{self.name}' is not built yet: it is planned, not implemented",
                              hint=f"see `migrate plan --phase {self.name}` for what it will do; "
-                                  f"attach-secondary is the phase built so far")
+                                  f"built so far: stand-up-region, attach-secondary")
 
 
 PLANNED: dict[str, PlannedPhase] = {p.name: p for p in (
-    PlannedPhase(
-        "stand-up-region", "Stand up the region's stateless API, Redis, S3 bucket and a weight-0 DNS record",
-        True,
-        (("region-infra", "apply the region's infrastructure (terraform root on AWS, processes in the lab)", "destroy it"),
-         ("redis", "start the region's Redis", "remove the region's Redis"),
-         ("s3-replication", "create the region's S3 bucket with replication from the source bucket", "remove bucket and replication rule"),
-         ("deploy-api", "deploy the API at 0 % traffic", "remove the API deployment"),
-         ("health-check", "create the Route 53 health check and see the API healthy", "delete the health check"),
-         ("dns-weight-0", "create the weight-0 record for api.game.example", "delete the record")),
-        ("service quotas", "CIDR free", "names free", "API image exists", "source region healthy"),
-        ("remove everything in reverse order",)),
     PlannedPhase(
         "shadow-traffic", "Mirror a sampled share of the geography's reads to the region; three-way diff",
         True,

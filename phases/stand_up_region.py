@@ -41,6 +41,9 @@ class RegionInfra:
             return [" ".join(destroy_command(target.region))]
         return [f"remove {target.region}'s lab folders"]
 
+    def rehearse(self, target: Target) -> list[str]:
+        return _p(target).infrastructure.rehearse(target.region, lambda: None)
+
     def apply(self, ctx: StepContext) -> dict:
         out = _p(ctx.target).infrastructure.apply(ctx.target.region, ctx.progress, ctx.checkpoint)
         ctx.checkpoint()  # applied but not journaled: a real crash point

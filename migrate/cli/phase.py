@@ -41,7 +41,7 @@ def run_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase nam
     """Apply a phase (resuming where the journal says it stopped)."""
 
     def body(opts):
-        from migrate.engine.services import make_plan, preflight_only, run_phase
+        from migrate.engine.services import make_plan, preflight_only, rehearse, run_phase
         from migrate.output.live import RichReporter
         from migrate.output.render import checks_table, outcome_text, plan_text
 
@@ -50,11 +50,17 @@ def run_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase nam
             if dry_run:
                 plan = make_plan(session, phase, region)
                 results = preflight_only(session, phase, region)
+                ok = all(r.ok for r in results)
+                rehearsal = rehearse(session, phase, region) if ok else {}
                 if not opts.json:
                     out.print(plan_text(plan), markup=False)
                     err.print(checks_table("preflight (read-only)", results))
-                data = {"plan": plan.to_json(), "preflight": [r.to_json() for r in results]}
-                ok = all(r.ok for r in results)
+                    for step_id, lines in rehearsal.items():
+                        out.print(f"rehearsal of {step_id}:", markup=False)
+                        for line in lines:
+                            out.print(f"    {line}", markup=False)
+                data = {"plan": plan.to_json(), "preflight": [r.to_json() for r in results],
+                        "rehearsal": rehearsal}
                 return data, exit_codes.CHANGES_PENDING if ok and plan.changes_pending else (
                     exit_codes.OK if ok else exit_codes.ERROR)
             if not yes and not opts.json and plan_file is None and _interactive():

@@ -121,6 +121,13 @@ class Step(Protocol):
         """Remove what apply made; safe to repeat, and safe when apply never ran or half ran."""
 
 
+class Rehearsable(Protocol):
+    """Optional ability of a step: show what apply would change by asking the provider, without changing it."""
+
+    def rehearse(self, target: Target) -> list[str]:
+        """Lines describing the provider's own plan (e.g. `terraform plan`); must not change anything."""
+
+
 class Phase(Protocol):
     """One phase of the programme."""
 

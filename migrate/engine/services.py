@@ -219,6 +219,17 @@ def preflight_only(session: Session, phase_name: str, region: str | None) -> lis
     return [check.run(target) for check in phase.preflight(target)]
 
 
+def rehearse(session: Session, phase_name: str, region: str | None) -> dict[str, list[str]]:
+    """For --dry-run: step id → what the provider says apply would change (e.g. `terraform plan`),
+    for the steps that can tell and are not applied yet; changes nothing, never journals."""
+    phase = check_target(session, phase_name, region)
+    if not phase.built:
+        raise phase.not_built_error()
+    target = _target(session, phase_name, region, current_state(session), True)
+    return {step.id: step.rehearse(target) for step in phase.steps(target)
+            if hasattr(step, "rehearse") and target.state.step(step.id).status != journal.APPLIED}
+
+
 # --- status, history, controls, lock -----------------------------------------------------------
 @dataclass
 class StatusReport:

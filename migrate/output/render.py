@@ -69,6 +69,7 @@ def plan_text(plan: Plan) -> str:
         for s in p.steps:
             sign = "+" if s.will_run else "="
             lines.append(f"    {sign} {s.id}: {'; '.join(s.actions)}")
+            lines.append(f"        undo: {'; '.join(s.undo)}")
         for c in p.verify:
             lines.append(f"      verify {c}")
         lines.append(f"      rollback: {'; '.join(p.rollback)}")

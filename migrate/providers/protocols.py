@@ -147,6 +147,9 @@ class Infrastructure(Protocol):
     def preflight(self, region: str) -> list[tuple[str, bool, str]]:
         """Read-only checks (name, ok, detail): tools present, names free, quotas, CIDR."""
 
+    def rehearse(self, region: str, checkpoint: CheckpointFn) -> list[str]:
+        """What apply would change, computed without changing anything (terraform init + plan); summary lines."""
+
     def apply(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
         """Create or update the foundation; idempotent; returns its outputs (ids, endpoints)."""
 

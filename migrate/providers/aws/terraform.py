@@ -124,6 +124,20 @@ class TerraformInfrastructure:
         return {name: item.get("value") for name, item in raw.items()
                 if isinstance(item, dict) and not item.get("sensitive")}
 
+    def rehearse(self, region: str, checkpoint: CheckpointFn) -> list[str]:
+        """`--dry-run`: terraform init + plan (no apply); the plan's summary lines. The saved plan is removed."""
+        self._require_root(region)
+        saved_plan = self.repo_root / root_dir(region) / plan_file(region)
+        summary: list[str] = []
+        try:
+            for argv in terraform_commands(region, dry_run=True):
+                checkpoint()
+                lines = self._run(argv, region, checkpoint)
+                summary = [line for line in lines if line.startswith(("Plan:", "No changes"))] or summary
+        finally:
+            saved_plan.unlink(missing_ok=True)
+        return [shlex.join(a) for a in terraform_commands(region, dry_run=True)] + summary
+
     # ------------------------------------------------------------- changes
 
     def apply(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:

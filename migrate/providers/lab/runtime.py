@@ -95,6 +95,9 @@ class LabInfrastructure:
                 ("redis-server-installed", redis is not None,
                  redis or "redis-server not found: apt-get install -y redis-server")]
 
+    def rehearse(self, region: str, checkpoint: CheckpointFn) -> list[str]:
+        return [f"would create {self._folder(region)}"]
+
     def apply(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
         self._folder(region).mkdir(parents=True, exist_ok=True)
         return {"folder": str(self._folder(region))}

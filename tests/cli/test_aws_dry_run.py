@@ -1,0 +1,62 @@
+"""The aws environment, rehearsed against a moto server: plans show the exact terraform commands,
+and a dry run without terraform on PATH fails its preflight saying so."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.cli_helpers import envelope, migrate
+from tests.conftest import SPEC
+
+
+@pytest.fixture(scope="module")
+def aws_spec(tmp_path_factory):
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    text = SPEC.read_text()
+    text = text.replace('# endpoint_url = "http://127.0.0.1:5000"', f'endpoint_url = "http://{host}:{port}"', 1)
+    text = text.replace('account_id = "000000000000"', 'account_id = "123456789012"', 1)
+    assert f"{host}:{port}" in text
+    path = tmp_path_factory.mktemp("aws") / "migration.toml"
+    path.write_text(text)
+    yield path
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(tmp_path):
+    env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "MIGRATE_STATE": str(tmp_path / "aws-state.db")}
+    for key in ("AWS_PROFILE",):
+        os.environ.pop(key, None)
+    return env
+
+
+def test_the_aws_plan_of_stand_up_region_shows_the_terraform_commands(aws_spec, aws_env):
+    proc = migrate("--env", "aws", "plan", "--phase", "stand-up-region", "--region", "ap-northeast-1",
+                   spec=aws_spec, env=aws_env)
+    assert proc.returncode == 2, proc.stderr
+    root = "-chdir=terraform/regions/ap-northeast-1"
+    assert f"terraform {root} init -input=false" in proc.stdout
+    assert f"terraform {root} plan -input=false -out=ap-northeast-1.tfplan" in proc.stdout
+    assert f"terraform {root} apply -input=false ap-northeast-1.tfplan" in proc.stdout
+    assert "terraform -chdir=terraform/regions/ap-northeast-1 destroy" in proc.stdout  # the rollback
+
+
+def test_a_dry_run_without_terraform_on_path_fails_preflight_naming_it(aws_spec, aws_env, tmp_path):
+    bare_path = tmp_path / "bin"
+    bare_path.mkdir()
+    env = {**aws_env, "PATH": str(bare_path)}
+    assert shutil.which("terraform", path=str(bare_path)) is None
+    proc = migrate("--env", "aws", "--output", "json", "phase", "run", "stand-up-region", "--region",
+                   "ap-northeast-1", "--dry-run", spec=aws_spec, env=env)
+    assert proc.returncode == 1
+    doc = envelope(proc)
+    foundation = next(c for c in doc["data"]["preflight"] if c["check"] == "foundation-ready")
+    assert foundation["ok"] is False and "terraform not found on PATH" in foundation["detail"]
+    assert doc["data"]["rehearsal"] == {}  # nothing was run
