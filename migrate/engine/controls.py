@@ -32,7 +32,7 @@ class RunControls:
         self._thread: threading.Thread | None = None
         self.honour_abort = True  # off during rollback: an abort must never interrupt the undo
         # Set by the runner: journals that the run really paused/resumed, so other terminals see it.
-        self.announce: Callable[[str], None] = lambda kind: None
+        self.announce: Callable[[str, dict], None] = lambda kind, data: None
 
     def __enter__(self) -> "RunControls":
         if self.lock is not None:
@@ -75,17 +75,25 @@ class RunControls:
                 raise Aborted("aborted by operator request", details={"run_id": self.run_id})
             paused = action == "pause" or (paused and action != "resume")
         if paused:
-            self.announce("run_paused")
-            self.reporter.note("paused by operator request; waiting for `migrate resume` or `migrate abort`")
-            while paused:
-                time.sleep(POLL_SECONDS)
-                if self._lost is not None:
-                    raise self._lost
-                for action in self._pending_actions():
-                    if action == "abort" and self.honour_abort:
-                        raise Aborted("aborted by operator request while paused",
-                                      details={"run_id": self.run_id})
-                    if action == "resume":
-                        paused = False
-            self.announce("run_resumed")
-            self.reporter.note("resumed by operator request")
+            self._hold("operator request")
+
+    def hold_for_human(self, reason: str) -> None:
+        """Pause now (e.g. an inconclusive gate) until an operator resumes or aborts; journaled."""
+        self._pending_actions()  # requests made before the hold do not count as its answer
+        self._hold(reason)
+
+    def _hold(self, reason: str) -> None:
+        self.announce("run_paused", {"reason": reason})
+        self.reporter.note(f"paused ({reason}); waiting for `migrate resume` or `migrate abort`")
+        while True:
+            time.sleep(POLL_SECONDS)
+            if self._lost is not None:
+                raise self._lost
+            for action in self._pending_actions():
+                if action == "abort" and self.honour_abort:
+                    raise Aborted("aborted by operator request while paused",
+                                  details={"run_id": self.run_id})
+                if action == "resume":
+                    self.announce("run_resumed", {})
+                    self.reporter.note("resumed by operator request")
+                    return

@@ -31,6 +31,7 @@ OPERATOR_REQUEST = "operator_request"
 LOCK_BROKEN = "lock_broken"
 RUN_PAUSED = "run_paused"  # the running phase acknowledged a pause request
 RUN_RESUMED = "run_resumed"
+GATE = "gate"  # one gate evaluation: verdict (pass / fail / inconclusive), measured values, reason
 
 # Step statuses
 PENDING = "pending"
@@ -129,7 +130,7 @@ def fold(events: Iterable[Event]) -> JournalState:
             elif ev.kind in (RUN_STARTED, ROLLBACK_STARTED):
                 ps.last_error = None
         if ev.step is None:
-            if ev.kind == "gate":
+            if ev.kind == GATE:
                 ps.gates.append(ev.data)
             continue
         st = ps.step(ev.step)

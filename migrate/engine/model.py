@@ -98,6 +98,12 @@ class StepContext(Protocol):
     def outputs_of(self, step_id: str) -> dict[str, Any]:
         """Outputs recorded by an earlier step of this phase in this region."""
 
+    def record_gate(self, result: dict[str, Any]) -> None:
+        """Journal one gate evaluation ({verdict, values, reason, ...}); shown by `migrate status`."""
+
+    def hold_for_human(self, reason: str) -> None:
+        """Pause here (journaled) until `migrate resume` (returns) or `migrate abort` (raises Aborted)."""
+
 
 class Step(Protocol):
     """One idempotent unit of change with its compensation."""

@@ -71,6 +71,13 @@ class _Ctx:
     def outputs_of(self, step_id: str) -> dict[str, Any]:
         return dict(self.target.state.step(step_id).outputs)
 
+    def record_gate(self, result: dict[str, Any]) -> None:
+        self._runner.journal(journal.GATE, step=None, data={"step": self._step.id, **result})
+        self.target.state.gates.append({"step": self._step.id, **result})
+
+    def hold_for_human(self, reason: str) -> None:
+        self._runner.controls.hold_for_human(reason)
+
 
 class Runner:
     """Runs one phase in one region under an already-held lock (or none, for in-memory tests)."""
@@ -82,7 +89,7 @@ class Runner:
         self.controls, self.reporter, self.actor = controls, reporter, actor
         self.run_id = run_id or controls.run_id or uuid.uuid4().hex
         self.retry_attempts = retry_attempts
-        controls.announce = lambda kind: self.journal(kind)
+        controls.announce = lambda kind, data: self.journal(kind, data=data)
 
     # --- journaling -------------------------------------------------------------------------
     def journal(self, kind: str, *, step: str | None = None, data: dict | None = None) -> None:

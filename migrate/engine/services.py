@@ -264,6 +264,7 @@ def status(session: Session, with_replication: bool = True) -> StatusReport:
         rows.append({"quarter": entry.quarter, "phase": entry.phase, "region": entry.region,
                      "built": phase.built, "status": status_text, "steps_applied": done,
                      "steps_total": len(steps), "last_error": ps.last_error,
+                     "last_gate": ps.gates[-1] if ps.gates else None,
                      "updated_at": ps.updated_at.isoformat() if ps.updated_at else None})
     replication = []
     if with_replication:

@@ -104,12 +104,14 @@ def status_tables(report: StatusReport) -> list[Table]:
     else:
         lock.add_row("free", "", "", "", "")
     phases = Table(title="phases", title_justify="left")
-    for col in ("quarter", "phase", "region", "status", "steps", "last error"):
+    for col in ("quarter", "phase", "region", "status", "steps", "last gate", "last error"):
         phases.add_column(col, overflow="fold")
     for r in report.phases:
         status_text = r["status"] if r["built"] else f"{r['status']} (not built yet)"
+        gate = r.get("last_gate")
+        gate_text = f"{gate.get('verdict', '?')}: {gate.get('reason', '')}" if gate else ""
         phases.add_row(r["quarter"], r["phase"], r["region"] or "—", status_text,
-                       f"{r['steps_applied']}/{r['steps_total']}", r["last_error"] or "")
+                       f"{r['steps_applied']}/{r['steps_total']}", gate_text, r["last_error"] or "")
     repl = Table(title="replication per region", title_justify="left")
     for col in ("region", "state", "lag (s)", "lag (bytes)", "replay LSN", "reads from"):
         repl.add_column(col, overflow="fold")
