@@ -73,7 +73,8 @@ for geo in ("apac", "na", "eu"):
 led = during["ledger"]
 errors = sum(during["errors_by_kind"].values())
 print(f"Load while standing up and attaching two regions: {during['requests']['finished']} requests, "
-      f"{errors} errors, {led['acknowledged']} acknowledged writes: {led['found']} found, "
+      f"{errors} errors, {led['acknowledged']} acknowledged writes; the latest acknowledged value of "
+      f"each of {led['checked']} profiles/scores checked in the database: {led['found']} found, "
       f"{led['lost']} lost, {led['unknown']} unknown.")
 PY
 cat <<MSG
