@@ -11,7 +11,7 @@ resource "aws_lb" "api" {
   subnets            = aws_subnet.public[*].id
 
   drop_invalid_header_fields = true
-  enable_deletion_protection = true
+  enable_deletion_protection = var.deletion_protection
   idle_timeout               = 60
 
   access_logs {

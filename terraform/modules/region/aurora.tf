@@ -72,7 +72,7 @@ resource "aws_rds_cluster" "secondary" {
   kms_key_id        = aws_kms_key.database.arn
 
   iam_database_authentication_enabled = true
-  deletion_protection                 = true
+  deletion_protection                 = var.deletion_protection
   backup_retention_period             = 7
   preferred_backup_window             = "17:00-18:00"
   preferred_maintenance_window        = "sun:18:30-sun:19:30"

@@ -41,6 +41,12 @@ resource "aws_route53_record" "api_weighted" {
   }
 
   health_check_id = aws_route53_health_check.api.id
+
+  # After creation the weight belongs to `migrate phase run shift-traffic`, which moves it step by
+  # step with gates; a later `terraform apply` must not snap it back to var.api_weight.
+  lifecycle {
+    ignore_changes = [weighted_routing_policy]
+  }
 }
 
 resource "aws_route53_record" "api_latency" {

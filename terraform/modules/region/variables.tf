@@ -563,3 +563,9 @@ variable "alarm_email" {
     error_message = "alarm_email must be empty or an e-mail address."
   }
 }
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect the ALB and the Aurora secondary from deletion. Rolling back stand-up-region (terraform destroy) needs an apply with false first; the runbook says when that is safe."
+  default     = true
+}

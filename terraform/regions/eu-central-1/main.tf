@@ -97,5 +97,6 @@ module "region" {
   api_record_name     = var.api_record_name
   latency_record_name = var.latency_record_name
   api_weight          = var.api_weight
+  deletion_protection = var.deletion_protection
   alarm_email         = var.alarm_email
 }

@@ -352,3 +352,9 @@ variable "alarm_email" {
     error_message = "alarm_email must be empty or an e-mail address."
   }
 }
+
+variable "deletion_protection" {
+  type        = bool
+  description = "Protect the ALB and the Aurora secondary from deletion; set false (and apply) only to roll the region back."
+  default     = true
+}
