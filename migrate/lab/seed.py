@@ -19,19 +19,7 @@ COLUMNS = ("id", "handle", "home_region", "level", "xp", "coins", "created_at", 
 BLOCK = 1000  # ids per random stream: the unit of determinism (a resumed run regenerates its block)
 SEED = 20240601
 
-SCHEMA_SQL = """
-CREATE TABLE IF NOT EXISTS players (
-    id          bigint PRIMARY KEY,
-    handle      text   NOT NULL UNIQUE,
-    home_region text   NOT NULL,
-    level       int,
-    xp          bigint,
-    coins       bigint,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    profile     jsonb  NOT NULL DEFAULT '{}'::jsonb
-)
-"""
+from app.schema_baseline import PLAYERS_DDL as SCHEMA_SQL  # noqa: E402 — the app's baseline table
 
 _WORDS = ("swift", "brave", "quiet", "lucky", "iron", "neon", "shadow", "pixel", "frost", "ember",
           "storm", "lunar", "solar", "rapid", "silent", "wild", "crimson", "azure", "golden", "ghost")

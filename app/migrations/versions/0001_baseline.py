@@ -17,19 +17,7 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
-PLAYERS = """
-CREATE TABLE IF NOT EXISTS players (
-    id          bigint PRIMARY KEY,
-    handle      text   NOT NULL UNIQUE,
-    home_region text   NOT NULL,
-    level       int,
-    xp          bigint,
-    coins       bigint,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    profile     jsonb  NOT NULL DEFAULT '{}'::jsonb
-)
-"""
+from app.schema_baseline import PLAYERS_DDL as PLAYERS  # noqa: E402 — one definition, shared with the lab's seeder
 
 
 def upgrade() -> None:
