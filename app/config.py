@@ -55,6 +55,9 @@ class Settings(BaseSettings):
         default=10.0, ge=0, description="a cached peer top-100 may be served (while refreshing in "
                                         "the background) up to this age")
     health_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
+    shadow_file: Path | None = Field(
+        default=None, description="JSON file switching shadow traffic on and off (app/shadow.py), "
+                                  "re-read when it changes; default: shadow.json beside READERS_FILE")
 
     @field_validator("peer_regions")
     @classmethod
@@ -79,6 +82,14 @@ class Settings(BaseSettings):
     def signing_key_id(self) -> str:
         """The key id new tokens are signed with."""
         return self.session_active_key or next(iter(self.session_keys))
+
+    @property
+    def shadow_path(self) -> Path | None:
+        """The shadow file: SHADOW_FILE, else shadow.json beside READERS_FILE (the operator's files
+        for one deployment live together), else None (mirroring unavailable)."""
+        if self.shadow_file is not None:
+            return self.shadow_file
+        return self.readers_file.parent / "shadow.json" if self.readers_file is not None else None
 
     @property
     def key_prefix(self) -> str:

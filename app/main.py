@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app import assets, errors, health, leaderboard, matchmaking, metrics, players, sessions
+from app import assets, errors, health, leaderboard, matchmaking, metrics, players, sessions, shadow
 from app.config import Settings
 from app.runtime import Runtime
 
@@ -77,16 +77,20 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None,
             peers = rt.extras.get("peers")
             if peers is not None:
                 peers.close()
+            await app.state.shadow.close()
             await rt.close()
 
     app = FastAPI(title="game API", version=settings.app_version, lifespan=lifespan,
                   description=f"Reference game backend, region {settings.region}.")
     app.state.metrics = metrics.Metrics(settings.region, settings.app_version)
+    app.state.shadow = shadow.Mirror(settings.shadow_path, settings.region)
     errors.install(app)
-    for module in (sessions, players, leaderboard, matchmaking, assets, health, metrics):
+    for module in (sessions, players, leaderboard, matchmaking, assets, health, metrics, shadow):
         app.include_router(module.router)
     app.add_middleware(BodyLimit)
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
+    # Outermost: it sees the answer as the player gets it and mirrors only after it was sent.
+    app.add_middleware(shadow.ShadowMiddleware, mirror=app.state.shadow)
     return app
 
 

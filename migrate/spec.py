@@ -229,16 +229,46 @@ class Gates(_Model):
                              "needs before its gate can pass (fewer is inconclusive)")
 
 
+FIELD_PATTERN = r"^[^.\s]+(\.[^.\s]+)*$"
+FieldPattern = Annotated[str, Field(pattern=FIELD_PATTERN)]
+
+
+class ShadowEndpoint(_Model):
+    """A [shadow.endpoints."ROUTE"] table: how the answers of one route template are compared."""
+
+    diff: bool = Field(True, description="false: mirrored for latency and errors only, answers not "
+                       "compared (they differ between regions by design)")
+    ignore_fields: list[FieldPattern] = Field(default_factory=list, description="an array of "
+                                              "field patterns like \"age_seconds\" or "
+                                              "\"entries.*.achieved_at\" this route's diff ignores")
+    staleness_seconds: float = Field(0.0, ge=0, description="a number of seconds >= 0: the "
+                                     "candidate may answer what the primary answered this recently "
+                                     "(the data type's documented bound, e.g. a cache)")
+
+
 class Shadow(_Model):
     """Shadow traffic: a sample of a geography's reads mirrored to the candidate region."""
 
     sample_rate: float = Field(gt=0, le=1, description="a fraction in (0, 1] of players "
                                "(keyed on player id) whose reads are mirrored")
     reads_only: bool = Field(True, description="true: writes are never mirrored")
-    ignore_fields: list[str] = Field(default_factory=list, description="an array of response "
-                                     "field names the diff ignores (timestamps, request ids)")
+    ignore_fields: list[FieldPattern] = Field(default_factory=list, description="an array of "
+                                              "response field names (or dotted patterns) the diff "
+                                              "ignores (timestamps, request ids)")
     max_diff_rate: float = Field(0.001, ge=0, le=1, description="a fraction in [0, 1] of "
                                  "mirrored reads allowed to differ before shift-traffic is refused")
+    error_rate_max: float = Field(0.005, ge=0, le=1, description="a fraction in [0, 1] of "
+                                  "mirrored requests the candidate may fail (5xx, timeouts)")
+    min_samples: int = Field(200, gt=0, description="a whole number > 0 of compared answers "
+                             "before the shadow gate can pass (fewer is inconclusive)")
+    max_observe_bakes: int = Field(12, gt=0, description="a whole number > 0: observation gives "
+                                   "up (inconclusive) after this many of the environment's "
+                                   "bake_seconds without min_samples")
+    recheck_seconds: float = Field(1.0, ge=0, description="a number of seconds >= 0 after which a "
+                                   "differing answer is compared again (0: never)")
+    endpoints: dict[str, ShadowEndpoint] = Field(default_factory=dict, description="a table per "
+                                                 "route template, e.g. "
+                                                 "[shadow.endpoints.\"/v1/leaderboard/global\"]")
 
 
 # -- the file ----------------------------------------------------------------------------------
@@ -658,6 +688,11 @@ def _check_gates(doc: SpecDocument) -> list[Issue]:
     if missing:
         issues.append((("gates", "p95_ms_max"), f"p95_ms_max lacks {', '.join(missing)}",
                        "give every geography a p95 ceiling in ms: apac, na and eu"))
+    for route in doc.shadow.endpoints:
+        if not route.startswith("/"):
+            issues.append((("shadow", "endpoints", route), f"'{route}' is not a route template",
+                           'name the route as the app declares it, starting with "/", e.g. '
+                           '[shadow.endpoints."/v1/players/{player_id}"]'))
     if not doc.shadow.reads_only:
         issues.append((("shadow", "reads_only"), "reads_only = false is not supported",
                        "set reads_only = true: a mirrored write would be applied twice "

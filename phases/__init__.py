@@ -6,12 +6,14 @@ from migrate.engine.model import Phase
 from migrate.errors import UnknownPhase
 from phases.attach_secondary import AttachSecondary
 from phases.planned import PLANNED
+from phases.shadow_traffic import ShadowTraffic
+from phases.shift_traffic import ShiftTraffic
 from phases.stand_up_region import StandUpRegion
 
 PHASE_ORDER = ("stand-up-region", "attach-secondary", "shadow-traffic", "shift-traffic",
                "expand-schema", "cutover", "contract-schema")
 
-_BUILT: dict[str, Phase] = {p.name: p for p in (StandUpRegion(), AttachSecondary())}
+_BUILT: dict[str, Phase] = {p.name: p for p in (StandUpRegion(), AttachSecondary(), ShadowTraffic(), ShiftTraffic())}
 
 
 def get_phase(name: str) -> Phase:

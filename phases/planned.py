@@ -70,24 +70,10 @@ class PlannedPhase:
     def not_built_error(self) -> PhaseNotBuilt:
         return PhaseNotBuilt(f"phase '{self.name}' is not built yet: it is planned, not implemented",
                              hint=f"see `migrate plan --phase {self.name}` for what it will do; "
-                                  f"built so far: stand-up-region, attach-secondary")
+                                  f"built so far: stand-up-region, attach-secondary, shadow-traffic, shift-traffic")
 
 
 PLANNED: dict[str, PlannedPhase] = {p.name: p for p in (
-    PlannedPhase(
-        "shadow-traffic", "Mirror a sampled share of the geography's reads to the region; three-way diff",
-        True,
-        (("start-mirror", "mirror a sampled share of requests (keyed on player id, reads only)", "stop mirroring"),
-         ("diff-report", "three-way diff: primary, second primary sample, candidate", "nothing"),),
-        ("region verified", "API healthy"),
-        ("stop mirroring",)),
-    PlannedPhase(
-        "shift-traffic", "Step weighted Route 53 records 1 → 5 → 25 → 50 → 100 % with bake and gate",
-        True,
-        (("shift-weights", "step the weights along the schedule, bake and gate after each", "weights back to the source region"),
-         ("latency-records", "replace weighted records with latency records and health checks", "restore weighted records")),
-        ("shadow diff under threshold", "error budget left"),
-        ("weights back to the source region",)),
     PlannedPhase(
         "expand-schema", "Alembic expand@head (additive only) and a batched backfill throttled by replication lag",
         False,

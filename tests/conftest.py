@@ -70,11 +70,16 @@ def reset_targets(topology) -> None:
     from migrate.providers.aws.runtime import stand_up_providers
     from migrate.providers.lab.global_database import LabGlobalDatabase
     from migrate.providers.lab.runtime import LabInfrastructure, LabRegionRuntime
+    from migrate.providers.protocols import ApiEndpoint
     from migrate.spec import load_spec
 
     spec = load_spec(SPEC)
     aws_side = stand_up_providers(spec, spec.environment("lab"), REPO, topology=topology)
     gdb, runtime = LabGlobalDatabase(topology), LabRegionRuntime(topology)
+    # shift-traffic: latency records out, us-east-1's weighted record (back) at 100; targets' go below
+    source_api = ApiEndpoint(SOURCE_REGION, "127.0.0.1", topology.app_ports[SOURCE_REGION],
+                             topology.app_url(SOURCE_REGION))
+    aws_side["dns"].use_weighted_routing({SOURCE_REGION: 100}, {SOURCE_REGION: source_api})
     for region in REGIONS:
         if region == SOURCE_REGION:
             continue

@@ -101,6 +101,9 @@ def test_shipped_regions_mix_and_settings(spec):
     assert spec.shift_schedule == [1, 5, 25, 50, 100]
     assert set(spec.gates.p95_ms_max) == set(GEOGRAPHIES)
     assert 0 < spec.shadow.sample_rate <= 1 and spec.shadow.reads_only
+    assert 0 < spec.shadow.min_samples and 0 <= spec.shadow.error_rate_max < 1
+    assert all(route.startswith("/") for route in spec.shadow.endpoints)
+    assert spec.shadow.endpoints["/v1/leaderboard/regional"].diff is False
 
 
 def test_shipped_environments(spec):
@@ -171,7 +174,7 @@ CASES = [
     ("string-for-number", sub("bake_seconds = 1800", 'bake_seconds = "1800"'),
      "environments.aws.timings.bake_seconds", "bake_seconds = \"1800\"", "must be a number",
      "bake_seconds must be a number of seconds > 0"),
-    ("negative-bake", sub("bake_seconds = 5 ", "bake_seconds = -5 "),
+    ("negative-bake", sub("bake_seconds = 15 ", "bake_seconds = -5 "),
      "environments.lab.timings.bake_seconds", "bake_seconds = -5", "must be > 0, got -5",
      "bake_seconds must be a number of seconds > 0"),
     ("missing-key", sub("step_timeout_seconds = 900\n", ""),
@@ -247,6 +250,16 @@ CASES = [
      "environments.aws.aws.account_id", '"12345"', 'invalid value "12345"', "12-digit"),
     ("writes-mirrored", sub("reads_only = true", "reads_only = false"),
      "shadow.reads_only", "reads_only = false", "not supported", "applied twice"),
+    ("shadow-route-not-a-path", sub('[shadow.endpoints."/v1/assets/{name}"]',
+                                    '[shadow.endpoints."v1/assets/{name}"]'),
+     'shadow.endpoints."v1/assets/{name}"', '[shadow.endpoints."v1/assets/{name}"]',
+     "is not a route template", 'starting with "/"'),
+    ("shadow-bad-ignore-pattern", sub('ignore_fields = ["age_seconds", "errors"]',
+                                      'ignore_fields = ["age..seconds", "errors"]'),
+     'shadow.endpoints."/v1/leaderboard/global".ignore_fields[0]', 'ignore_fields = ["age..seconds"',
+     "age..seconds", "entries.*.achieved_at"),
+    ("shadow-negative-recheck", sub("recheck_seconds = 1.0", "recheck_seconds = -1.0"),
+     "shadow.recheck_seconds", "recheck_seconds = -1.0", "must be >= 0", "seconds >= 0"),
     ("unknown-kind", sub('kind = "aws"', 'kind = "gcp"'),
      "environments.aws.kind", 'kind = "gcp"', "unknown environment kind 'gcp'", "lab, aws"),
 ]
@@ -289,7 +302,7 @@ def test_malformed_spec_is_refused_with_one_line(tmp_path, case):
 
 def test_only_the_first_problem_is_reported_with_a_count(tmp_path):
     edit = sub("players = 1000000", "players = -1")
-    path, text = write_variant(tmp_path, lambda t: edit(sub("bake_seconds = 5 ", "bake_seconds = -5 ")(t)))
+    path, text = write_variant(tmp_path, lambda t: edit(sub("bake_seconds = 15 ", "bake_seconds = -5 ")(t)))
     with pytest.raises(SpecError) as excinfo:
         load_spec(path)
     err = excinfo.value

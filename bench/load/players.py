@@ -149,7 +149,10 @@ class Network:
         if key not in self._clients:
             self._clients[key] = httpx.AsyncClient(
                 base_url=f"http://{self.host}:{self.port(geography, region)}", timeout=self.timeout,
-                limits=self.limits, headers={"User-Agent": "migrate-load/1"})
+                limits=self.limits,
+                # The edge's viewer geography (CloudFront-Viewer-Country in AWS): shadow traffic
+                # mirrors the requests of the geography being moved (app/shadow.py).
+                headers={"User-Agent": "migrate-load/1", "X-Player-Geo": geography})
         return self._clients[key]
 
     async def exchange(self, geography: str, region: str, method: str, path: str, *,

@@ -22,6 +22,8 @@ class Providers:
     runtime: Any = None  # …protocols.RegionRuntime
     object_store: Any = None  # …protocols.ObjectStore
     dns: Any = None  # …protocols.Dns
+    shadow: Any = None  # migrate.providers.shadow.ShadowMirror
+    traffic_metrics: Any = None  # migrate.providers.traffic.TrafficMetrics
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Target:
     region: str | None  # None for global phases (schema)
     state: "PhaseState"  # the journal's view of this phase in this region, at run start
     providers_source: "Providers | Callable[[], Providers] | None" = None  # None while only describing
+    journal: Any = None  # the whole environment's JournalState, for checks on other phases' status
 
     @property
     def providers(self) -> Providers:

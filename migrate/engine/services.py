@@ -98,7 +98,7 @@ def check_target(session: Session, phase_name: str, region: str | None):
 def _target(session: Session, phase_name: str, region: str | None, state: journal.JournalState,
             with_providers: bool) -> Target:
     return Target(session.spec, session.env, phase_name, region, state.phase(phase_name, region),
-                  (lambda: session.providers) if with_providers else None)
+                  (lambda: session.providers) if with_providers else None, journal=state)
 
 
 def current_state(session: Session) -> journal.JournalState:

@@ -30,6 +30,8 @@ def build_providers(spec, env) -> Providers:
         from migrate.lab.topology import LabTopology
         from migrate.providers.lab.global_database import LabGlobalDatabase
         from migrate.providers.lab.runtime import LabInfrastructure, LabRegionRuntime
+        from migrate.providers.lab.shadow import LabShadowMirror
+        from migrate.providers.lab.traffic import LabTrafficMetrics
 
         lab_dir = lab_dir_for(env, repo_root)
         topology = LabTopology.load(lab_dir)
@@ -38,8 +40,12 @@ def build_providers(spec, env) -> Providers:
                            hint="start it with `migrate lab up`")
         return Providers(global_database=LabGlobalDatabase(topology),
                          infrastructure=LabInfrastructure(topology), runtime=LabRegionRuntime(topology),
+                         shadow=LabShadowMirror(topology),
+                         traffic_metrics=LabTrafficMetrics(topology, LabGlobalDatabase(topology)),
                          **stand_up_providers(spec, env, repo_root, topology=topology))
+    from migrate.providers.aws import metrics
     from migrate.providers.aws.global_database import AwsGlobalDatabase
 
+    aws_side = stand_up_providers(spec, env, repo_root)
     return Providers(global_database=AwsGlobalDatabase.from_spec(spec, env.aws),
-                     **stand_up_providers(spec, env, repo_root))
+                     traffic_metrics=metrics.from_spec(spec, env, repo_root, dns=aws_side["dns"]), **aws_side)

@@ -10,8 +10,14 @@ same boto3 calls run against it. What differs is data, given to the constructor:
   (5 s), and the health check is HTTP on 127.0.0.1:<the region's app port>/health, carrying the LB
   name as its FQDN; see migrate/lab/aws_world.py, whose conventions the lab factory passes in.
 
-Set identifiers are "<region>-weighted": unique across every name of the zone, because moto's DELETE
-matches on the SetIdentifier alone (DESIGN §9). The adapter creates records and health checks only;
+Set identifiers are "<region>-weighted" (and "<region>-latency" for latency records): unique across every
+name of the zone, because moto's DELETE matches on the SetIdentifier alone (DESIGN §9).
+
+shift-traffic's abilities (migrate/providers/traffic.py, TrafficDns): the weighted set changed in one batch
+(`set_weights`), and the swap between weighted and latency routing (`use_latency_routing`,
+`use_weighted_routing`), each one change batch that deletes the other policy's records, because Route 53
+refuses two routing policies on one name and type (moto does not refuse; the players' resolver in the lab
+prefers latency records when both exist, so the lab behaves either way as Route 53 would after the swap). The adapter creates records and health checks only;
 the hosted zone must exist (found by name).
 
 Every AWS call goes through `clients.call`, so only ProviderError / TransientProviderError leave here.
@@ -34,6 +40,7 @@ from botocore.exceptions import BotoCoreError
 from migrate.errors import ProviderError
 from migrate.providers.aws.clients import AwsClients, ClientFactory, call
 from migrate.providers.protocols import ApiEndpoint
+from migrate.providers.traffic import Routing
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +136,7 @@ class Route53Dns:
         record_style: str = ALIAS_STYLE,
         cname_target: str = "{region}.lb.game.example",
         set_identifier: str = "{region}-weighted",
+        latency_set_identifier: str = "{region}-latency",
         caller_reference: str = "migrate-{region}",
         health_path: str = "/health",
         health_fqdn: str | None = "{region}.lb.game.example",
@@ -148,6 +156,7 @@ class Route53Dns:
         ttl: of CNAME records (lab 5 s, AWS 60 s); ALIAS records have none.
         record_style: "alias" (AWS: A ALIAS to the ALB) or "cname" (lab: CNAME to cname_target).
         set_identifier / caller_reference: "{region}" templates of the weighted record and the health check.
+        latency_set_identifier: "{region}" template of the region's latency record (shift-traffic's end state).
         health_fqdn: FullyQualifiedDomainName of a health check that probes an IP address (lab); None = none.
         alias_zone_id: the ALB's canonical hosted zone id by (region, ALB DNS name), or region -> id;
             None = ask elbv2 in the region for the load balancer with that DNS name.
@@ -166,6 +175,8 @@ class Route53Dns:
         self._cname_target = cname_target
         self._set_identifier = set_identifier
         self._set_identifier_re = _template_regex(set_identifier)
+        self._latency_set_identifier = latency_set_identifier
+        self._latency_re = _template_regex(latency_set_identifier)
         self._caller_reference = caller_reference
         _template_regex(caller_reference)
         self.health_path = health_path
@@ -189,6 +200,7 @@ class Route53Dns:
             "clients": lab_clients(moto_endpoint), "endpoint_url": moto_endpoint, "zone_name": aws_world.ZONE_NAME,
             "record_name": aws_world.API_NAME, "ttl": aws_world.LAB_TTL_SECONDS, "record_style": CNAME_STYLE,
             "cname_target": aws_world.lb_name("{region}"), "set_identifier": aws_world.set_identifier("{region}"),
+            "latency_set_identifier": aws_world.set_identifier("{region}", "latency"),
             "caller_reference": aws_world.health_check_reference("{region}"),
             "health_fqdn": aws_world.lb_name("{region}"), "request_interval": 10, "failure_threshold": 1,
             "poll_interval": 0.2, "wait_timeout": 30.0}
@@ -200,6 +212,14 @@ class Route53Dns:
     def set_identifier(self, region: str) -> str:
         """SetIdentifier of `region`'s weighted record (pure)."""
         return self._set_identifier.format(region=region)
+
+    def latency_set_identifier(self, region: str) -> str:
+        """SetIdentifier of `region`'s latency record (pure)."""
+        return self._latency_set_identifier.format(region=region)
+
+    def record_ttl(self) -> int:
+        """Seconds resolvers keep an answer: the records' TTL (AWS ALIAS records take the ALB's, 60 s)."""
+        return self.ttl
 
     def caller_reference(self, region: str) -> str:
         """CallerReference `region`'s health check is created with (pure); see _find_health_check for reuse."""
@@ -237,6 +257,27 @@ class Route53Dns:
         """`region`'s weighted record as Route 53 lists it, or None; read-only."""
         ident = self.set_identifier(region)
         return next((r for r in self._api_records() if r.get("SetIdentifier") == ident), None)
+
+    def latency_record(self, region: str) -> dict | None:
+        """`region`'s latency record as Route 53 lists it, or None; read-only."""
+        ident = self.latency_set_identifier(region)
+        return next((r for r in self._api_records() if r.get("SetIdentifier") == ident), None)
+
+    def routing(self) -> Routing:
+        """The weighted and latency records of the API name (TrafficDns.routing); read-only."""
+        weights: dict[str, int] = {}
+        latency: list[str] = []
+        checks: dict[str, str | None] = {}
+        for record in self._api_records():
+            ident = record.get("SetIdentifier") or ""
+            weighted, latent = self._set_identifier_re.match(ident), self._latency_re.match(ident)
+            if weighted and "Weight" in record:
+                weights[weighted.group("region")] = int(record["Weight"])
+                checks.setdefault(weighted.group("region"), record.get("HealthCheckId"))
+            elif latent and "Region" in record:
+                latency.append(latent.group("region"))
+                checks[latent.group("region")] = record.get("HealthCheckId")
+        return Routing(weights=weights, latency=tuple(sorted(latency)), ttl_seconds=self.ttl, health_checks=checks)
 
     # ------------------------------------------------------------ changes
 
@@ -304,7 +345,131 @@ class Route53Dns:
         if answer is not None:
             self._wait_insync(answer["ChangeInfo"])
 
+    def set_weights(self, weights: Mapping[str, int]) -> dict:
+        """UPSERT the listed regions' existing weighted records with these weights in one change batch, so the
+        split moves at once (never a moment where both or neither carry the weight); wait INSYNC."""
+        for region, weight in weights.items():
+            if not 0 <= int(weight) <= 255:
+                raise ProviderError(f"Route 53 weights are 0..255, not {weight} ({region})", where="aws")
+        self._guard.check()
+        changes = []
+        for region, weight in sorted(weights.items()):
+            existing = self.weighted_record(region)
+            if existing is None:
+                raise ProviderError(f"{region} has no weighted record on {self.record_name}", where="aws",
+                                    hint="run stand-up-region for the region first")
+            changes.append({"Action": "UPSERT",
+                            "ResourceRecordSet": self._desired_record(region, int(weight), None, existing)})
+        if not changes:
+            return {"weights": {}}
+        text = ", ".join(f"{r} {w}" for r, w in sorted(weights.items()))
+        answer = call(self._r53(), "change_resource_record_sets", CONTROL_REGION, HostedZoneId=self.zone_id(),
+                      ChangeBatch={"Comment": f"migrate: weights {text}", "Changes": changes})
+        change = self._wait_insync(answer["ChangeInfo"])
+        return {"weights": {r: int(w) for r, w in sorted(weights.items())}, "change_id": change["Id"],
+                "change_status": change["Status"]}
+
+    def use_latency_routing(self, endpoints: Mapping[str, ApiEndpoint]) -> dict:
+        """One change batch: DELETE every weighted record of the API name, UPSERT a latency record (with its
+        health check) for each region of `endpoints`. Route 53 applies a batch all or nothing, so players see
+        either the weighted set or the latency set, never neither; wait INSYNC. Idempotent."""
+        if not endpoints:
+            raise ProviderError("latency routing needs at least one region", where="aws")
+        self._guard.check()
+        records = self._api_records()
+        changes: list[dict] = []
+        removed: dict[str, int] = {}
+        for record in records:
+            match = self._set_identifier_re.match(record.get("SetIdentifier") or "")
+            if match and "Weight" in record:
+                removed[match.group("region")] = int(record["Weight"])
+                changes.append({"Action": "DELETE", "ResourceRecordSet": record})
+        current = {r.get("SetIdentifier"): r for r in records}
+        for region, endpoint in sorted(endpoints.items()):
+            desired = self._latency_record_for(region, endpoint)
+            if _same_record(current.get(desired["SetIdentifier"]), desired):
+                continue
+            changes.append({"Action": "UPSERT", "ResourceRecordSet": desired})
+        out: dict[str, Any] = {"latency": sorted(endpoints), "removed_weights": removed}
+        if changes:
+            answer = call(self._r53(), "change_resource_record_sets", CONTROL_REGION, HostedZoneId=self.zone_id(),
+                          ChangeBatch={"Comment": "migrate: latency routing for " + ", ".join(sorted(endpoints)),
+                                       "Changes": changes})
+            change = self._wait_insync(answer["ChangeInfo"])
+            out.update(change_id=change["Id"], change_status=change["Status"])
+        return out
+
+    def use_weighted_routing(self, weights: Mapping[str, int], endpoints: Mapping[str, ApiEndpoint]) -> dict:
+        """One change batch: DELETE every latency record of the API name, UPSERT a weighted record per region of
+        `weights` (an existing one keeps its target, a missing one is made from `endpoints`); wait INSYNC."""
+        if not weights:
+            raise ProviderError("weighted routing needs at least one region", where="aws")
+        for region, weight in weights.items():
+            if not 0 <= int(weight) <= 255:
+                raise ProviderError(f"Route 53 weights are 0..255, not {weight} ({region})", where="aws")
+        self._guard.check()
+        records = self._api_records()
+        changes: list[dict] = []
+        for record in records:
+            if self._latency_re.match(record.get("SetIdentifier") or "") and "Region" in record:
+                changes.append({"Action": "DELETE", "ResourceRecordSet": record})
+        current = {r.get("SetIdentifier"): r for r in records}
+        for region, weight in sorted(weights.items()):
+            existing = current.get(self.set_identifier(region))
+            endpoint = endpoints.get(region)
+            if existing is None and endpoint is None:
+                raise ProviderError(f"cannot recreate {region}'s weighted record: its API endpoint is unknown",
+                                    where="aws", hint=f"is {region}'s API deployed?")
+            desired = self._desired_record(region, int(weight), None if existing else endpoint, existing)
+            if _same_record(existing, desired):
+                continue
+            changes.append({"Action": "UPSERT", "ResourceRecordSet": desired})
+        out: dict[str, Any] = {"weights": {r: int(w) for r, w in sorted(weights.items())}}
+        if changes:
+            answer = call(self._r53(), "change_resource_record_sets", CONTROL_REGION, HostedZoneId=self.zone_id(),
+                          ChangeBatch={"Comment": "migrate: weighted routing " + ", ".join(
+                              f"{r} {w}" for r, w in sorted(weights.items())), "Changes": changes})
+            change = self._wait_insync(answer["ChangeInfo"])
+            out.update(change_id=change["Id"], change_status=change["Status"])
+        return out
+
+    def remove_latency(self, region: str) -> None:
+        """Delete `region`'s latency record; a no-op when absent."""
+        existing = self.latency_record(region)
+        if existing is None:
+            return
+        self._guard.check()
+        answer = call(self._r53(), "change_resource_record_sets", CONTROL_REGION, absent={"InvalidChangeBatch"},
+                      HostedZoneId=self.zone_id(),
+                      ChangeBatch={"Comment": f"migrate: remove {region}'s latency record",
+                                   "Changes": [{"Action": "DELETE", "ResourceRecordSet": existing}]})
+        if answer is None and self.latency_record(region) is not None:
+            raise ProviderError(f"Route 53 refused to delete {existing['SetIdentifier']} on {self.record_name}",
+                                where="aws", hint="the record changed while deleting it: run again")
+        if answer is not None:
+            self._wait_insync(answer["ChangeInfo"])
+
     # ------------------------------------------------------------- helpers
+
+    def _latency_record_for(self, region: str, endpoint: ApiEndpoint | None) -> dict:
+        """The latency record of `region`: same target as its weighted record (CNAME to the LB name in the lab,
+        ALIAS to the ALB on AWS), Region = the region, its health check."""
+        check = self._find_health_check(region)
+        record: dict[str, Any] = {"Name": self.record_name, "SetIdentifier": self.latency_set_identifier(region),
+                                  "Region": region}
+        if self.record_style == CNAME_STYLE:
+            record.update(Type="CNAME", TTL=self.ttl,
+                          ResourceRecords=[{"Value": self._cname_target.format(region=region)}])
+        else:
+            if endpoint is None:
+                raise ProviderError(f"cannot make {region}'s latency record: its API endpoint (ALB) is unknown",
+                                    where="aws", hint=f"is {region}'s API deployed?")
+            record.update(Type="A", AliasTarget={"HostedZoneId": self._alias_zone(region, endpoint.host),
+                                                 "DNSName": endpoint.host, "EvaluateTargetHealth": True})
+        if check is not None:
+            record["HealthCheckId"] = check["Id"]
+        return record
+
 
     def _r53(self) -> Any:
         return self._clients("route53", CONTROL_REGION)
@@ -438,6 +603,28 @@ class Route53Dns:
             self._sleep(self._poll_interval)
             change = call(self._r53(), "get_change", CONTROL_REGION, Id=change["Id"])["ChangeInfo"]
         return change
+
+
+def _same_record(listed: dict | None, desired: dict) -> bool:
+    """True when Route 53 already lists `desired` (names compared as FQDNs; ALIAS names case-insensitively)."""
+    if listed is None:
+        return False
+    for key, value in desired.items():
+        have = listed.get(key)
+        if key == "Name":
+            if fqdn(have or "") != fqdn(value):
+                return False
+        elif key == "AliasTarget":
+            have = have or {}
+            if (fqdn(have.get("DNSName", "")) != fqdn(value["DNSName"]) or have.get("HostedZoneId") != value["HostedZoneId"]
+                    or bool(have.get("EvaluateTargetHealth")) != bool(value["EvaluateTargetHealth"])):
+                return False
+        elif key == "ResourceRecords":
+            if [fqdn(v["Value"]) for v in have or []] != [fqdn(v["Value"]) for v in value]:
+                return False
+        elif have != value:
+            return False
+    return True
 
 
 def _suffix(reference: str, plain: str) -> int:

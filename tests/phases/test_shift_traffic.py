@@ -1,0 +1,348 @@
+"""shift-traffic on a real lab: real apps behind the WAN proxy, Route 53 on moto, players from the load
+generator resolving api.game.example with the TTL and health checks, gates from the apps' /metrics.
+
+- A gate that sees no data (no players) is Inconclusive and pauses; resume re-evaluates, abort puts
+  traffic back.
+- Lifecycle: stand-up + attach Tokyo through the CLI, shift, end state (latency records with health
+  checks, players' resolvers answering Tokyo for APAC), rollback (weights back to the source), shift again.
+- Crashes: the process SIGKILLs itself at every step boundary and inside every step (forward and during
+  the rollback), each run resumed by the next, to the same end state.
+- Chaos: Tokyo's app is killed during the 100 % step under load: the gate fails, routing is back at the
+  last passed step (50 %) without a human, no acknowledged write is lost, the error burst is reported.
+
+No timing is a pass/fail threshold here; the lab spec is shortened (schedule 50 → 100, bake 8 s > TTL
+5 s, min_samples 5, p95 ceilings far out of the way: the tests pin the mechanics, bench/ the figures).
+
+The phase is registered in phases/__init__.py by the lead; until then the CLI is started with it
+registered (`REGISTER`), which is a no-op once it is."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.load.resolver import Resolver, route53_client
+from bench.load.runner import start_load
+from migrate.lab import aws_world, processes, world
+from tests.cli_helpers import envelope
+from tests.conftest import reset_targets
+
+REGION, SOURCE = "ap-northeast-1", "us-east-1"
+STEP_IDS = ["shift-weights", "latency-records"]
+RATE = 40  # player requests per second: ≥ min_samples per geography in each 3 s gate window
+REGISTER = ("import phases\n"
+            "from phases.shift_traffic import ShiftTraffic\n"
+            "if not phases.get_phase('shift-traffic').built:\n"
+            "    phases._BUILT['shift-traffic'] = ShiftTraffic()\n"
+            "from migrate.cli.main import run\n"
+            "run()\n")
+
+
+def _sub(pattern: str, replacement: str, text: str) -> str:
+    new, n = re.subn(pattern, replacement, text, count=1, flags=re.MULTILINE)
+    assert n == 1, f"migration.toml no longer matches {pattern!r}"
+    return new
+
+
+@pytest.fixture(scope="module")
+def shift_spec(lab_spec) -> Path:
+    text = lab_spec.read_text()
+    text = _sub(r"^shift_schedule = .*$", "shift_schedule = [50, 100]", text)
+    lab_env = text.index("[environments.lab.timings]")
+    head, tail = text[:lab_env], text[lab_env:]
+    tail = _sub(r"^bake_seconds = \S+", "bake_seconds = 8", tail)  # > the lab's TTL of 5 s
+    text = head + tail
+    gates = text.index("[gates]")
+    head, tail = text[:gates], text[gates:]
+    tail = _sub(r"^min_samples = \d+", "min_samples = 5", tail)
+    tail = _sub(r"^error_rate_max = \S+", "error_rate_max = 0.02", tail)
+    tail = _sub(r"^apac = \d+\nna = \d+\neu = \d+", "apac = 5000\nna = 5000\neu = 5000", tail)
+    # shift-traffic's preflight wants Tokyo's shadow-traffic passed: let it pass quickly here
+    tail = _sub(r"^sample_rate = \S+", "sample_rate = 1.0", tail)
+    tail = _sub(r"^min_samples = 200 ", "min_samples = 20 ", tail)
+    path = lab_spec.parent / "shift-traffic.toml"
+    path.write_text(head + tail)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tokyo(lab, shift_spec, tmp_path_factory):
+    """The session lab with this module's journal and spec; Tokyo is stood up and attached by the first test
+    that needs it (`ensure_tokyo`); everything the phases made is removed at the end."""
+    state = tmp_path_factory.mktemp("shift") / "state.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
+        mp.setenv("MIGRATE_STATE", str(state))
+        mp.setenv("MIGRATE_SPEC", str(shift_spec))
+        import phases
+        from phases.shift_traffic import ShiftTraffic
+
+        if not phases.get_phase("shift-traffic").built:
+            mp.setitem(phases._BUILT, "shift-traffic", ShiftTraffic())
+        reset_targets(lab)
+        try:
+            yield lab
+        finally:
+            reset_targets(lab)
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 300, check: int | None = None):
+    full = {**os.environ, "COLUMNS": "200", **(env or {})}
+    proc = subprocess.run([sys.executable, "-c", REGISTER, "--spec", full["MIGRATE_SPEC"], *args],
+                          capture_output=True, text=True, timeout=timeout, env=full, check=False)
+    if check is not None:
+        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc
+
+
+def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
+    full = {**os.environ, "COLUMNS": "200", **(env or {})}
+    return subprocess.Popen([sys.executable, "-c", REGISTER, "--spec", full["MIGRATE_SPEC"], *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full)
+
+
+def ensure_tokyo() -> None:
+    """stand-up-region, attach-secondary and shadow-traffic (under a short load) for Tokyo through the
+    CLI (already-done when they are)."""
+    cli("phase", "run", "stand-up-region", "--region", REGION, "--yes", check=0)
+    cli("phase", "run", "attach-secondary", "--region", REGION, "--yes", check=0)
+    status = json.loads(cli("--output", "json", "status").stdout)["data"]["phases"]
+    shadow = next(r for r in status if r["phase"] == "shadow-traffic" and r["region"] == REGION)
+    if shadow["status"] != "succeeded":
+        load = start_load(_lab_topology(), duration_s=300, rate=RATE, seed=3)
+        try:
+            cli("phase", "run", "shadow-traffic", "--region", REGION, "--yes", check=0)
+        finally:
+            load.stop()
+            load.wait(timeout=180)
+
+
+def _lab_topology():
+    from migrate.lab.topology import LabTopology
+
+    return LabTopology.load(Path(os.environ["MIGRATE_LAB_DIR"]))
+
+
+def history() -> list[dict]:
+    return envelope(cli("--output", "json", "history", "--limit", "0"))["data"]
+
+
+def gates(since: int = 0) -> list[dict]:
+    return [e["data"] for e in history() if e["kind"] == "gate" and e["phase"] == "shift-traffic"
+            and e["serial"] > since]
+
+
+def last_serial() -> int:
+    events = history()
+    return events[-1]["serial"] if events else 0
+
+
+def routing(lab) -> tuple[dict[str, int], dict[str, str | None]]:
+    """(weights, latency region → health check) of api.game.example, read from moto."""
+    records = aws_world.api_records(aws_world.lab_aws_clients(lab), aws_world.zone_id(lab))
+    weights = {r["LabRegion"]: r["Weight"] for r in records if "Weight" in r}
+    latency = {r["Region"]: r.get("HealthCheckId") for r in records if "Region" in r}
+    return weights, latency
+
+
+def assert_shifted(lab) -> None:
+    weights, latency = routing(lab)
+    assert weights == {}, "the weighted records are replaced (Route 53 refuses two policies on one name)"
+    assert set(latency) == {SOURCE, REGION} and all(latency.values()), latency
+    # what players' resolvers answer now: APAC to Tokyo, NA and EU to us-east-1 (their nearest active region)
+    resolver = Resolver(route53_client(lab.moto_endpoint))
+    resolver.refresh(force=True)
+    assert [resolver.resolve(g, 7) for g in ("apac", "na", "eu")] == [REGION, SOURCE, SOURCE]
+
+
+def assert_back_on_source(lab) -> None:
+    weights, latency = routing(lab)
+    assert latency == {}
+    assert weights == {SOURCE: 100, REGION: 0}
+
+
+def wait_for(predicate, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def players(tokyo):
+    """Players playing in the background for one test; the report (ledger checked) after it."""
+    ensure_tokyo()
+    load = start_load(tokyo, duration_s=900, rate=RATE, seed=int(time.time()) % 1000)
+    time.sleep(2)
+    reports = []
+    yield reports
+    load.stop()
+    reports.append(load.wait(timeout=180).to_json())
+    ledger = reports[-1]["ledger"]
+    assert ledger["acknowledged"] > 0
+    assert ledger["lost"] == 0, ledger["examples"]
+
+
+# --- no data -------------------------------------------------------------------------------------
+def test_a_gate_without_data_is_inconclusive_pauses_and_abort_puts_traffic_back(tokyo):
+    ensure_tokyo()
+    since = last_serial()
+    run = start_cli("phase", "run", "shift-traffic", "--region", REGION, "--yes")
+    try:
+        first = wait_for(lambda: gates(since), "the first gate evaluation")[0]
+        assert first["verdict"] == "inconclusive" and first["at"] == "50 %"
+        assert first["action"] == "held for a human"
+        assert first["values"]["regions"][REGION]["requests"] == 0  # nobody plays: no data, never a pass
+        assert any("no request in the window" in r for r in first["reasons"])
+        wait_for(lambda: [e for e in history() if e["kind"] == "run_paused" and e["serial"] > since], "the pause")
+        assert routing(tokyo)[0] == {SOURCE: 50, REGION: 50}  # held at the step, not moved further
+
+        cli("resume", check=0)  # resume bakes and evaluates again: still nothing, so it pauses again
+        wait_for(lambda: len(gates(since)) >= 2, "the second evaluation")
+        assert gates(since)[1]["verdict"] == "inconclusive"
+        wait_for(lambda: len([e for e in history() if e["kind"] == "run_paused" and e["serial"] > since]) >= 2,
+                 "the second pause")
+
+        cli("abort", check=0)
+        _, err = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 3, err  # ABORTED, rollback completed
+    assert_back_on_source(tokyo)
+    kinds = [e["kind"] for e in history() if e["serial"] > since]
+    assert kinds.index("run_aborted") < kinds.index("rollback_succeeded")
+    status = envelope(cli("--output", "json", "status"))["data"]
+    row = next(r for r in status["phases"] if r["phase"] == "shift-traffic" and r["region"] == REGION)
+    assert row["last_gate"]["verdict"] == "inconclusive"
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+def test_shift_verify_rollback_shift_again(tokyo, players):
+    since = last_serial()
+    done = cli("--output", "json", "phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
+    outcome = envelope(done)["data"]
+    assert outcome["status"] == "succeeded"
+    assert all(c["ok"] for c in outcome["verify"])
+    assert outcome["outputs"]["shift-weights"]["last_passed"] == 50
+    assert outcome["outputs"]["latency-records"]["routing"]["mode"] == "latency"
+    assert_shifted(tokyo)
+    passed = gates(since)
+    assert [(g["at"], g["verdict"]) for g in passed] == [("50 %", "pass"), ("100 % (latency records)", "pass")]
+    assert passed[0]["routing"]["weights"] == {SOURCE: 50, REGION: 50}
+    for g in passed:  # what was measured is journaled with the verdict
+        assert g["values"]["regions"][REGION]["requests"] > 0
+        assert all(v["samples"] >= 5 and v["p95_ms"] for v in g["values"]["geographies"].values())
+        assert g["values"]["replication_lag_seconds"] is not None
+
+    assert cli("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)  # already done
+    back = envelope(cli("--output", "json", "phase", "rollback", "shift-traffic", "--region", REGION, check=0))
+    assert [s["result"] for s in back["data"]["steps"]] == ["undone", "undone"]
+    assert_back_on_source(tokyo)
+
+    cli("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
+    assert_shifted(tokyo)
+    cli("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
+    assert_back_on_source(tokyo)
+
+
+# --- crashes -------------------------------------------------------------------------------------
+FORWARD_FAULTS = ["before:shift-weights", "inside:shift-weights", "inside:shift-weights@20", "after:shift-weights",
+                  "before:latency-records", "inside:latency-records", "inside:latency-records@20",
+                  "after:latency-records"]
+UNDO_FAULTS = [f"{point}:{step}" for step in reversed(STEP_IDS) for point in ("undo-before", "undo-inside", "undo-after")]
+
+
+def test_a_crash_at_every_point_resumes_to_the_same_end_state(tokyo, players):
+    """Each run dies at the next point (inside@1 right after the routing change, inside@20 mid-bake); the
+    next run resumes it. The rollback is crashed the same way at every undo point."""
+    since = last_serial()
+    for fault in FORWARD_FAULTS:
+        killed = cli("phase", "run", "shift-traffic", "--region", REGION, "--yes", env={"MIGRATE_FAULT": fault})
+        assert killed.returncode == -signal.SIGKILL, f"{fault}: {killed.stderr}"
+    cli("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
+    assert_shifted(tokyo)
+    assert [e["kind"] for e in history()][-1] == "run_succeeded"
+    # a killed bake never counts as passed: 50 % passed once before the crash after it, the 100 % step
+    # passed in the run that died just after it and again in the last run (its bake restarts)
+    verdicts = [(g["at"], g["verdict"]) for g in gates(since)]
+    assert verdicts.count(("50 %", "pass")) >= 1 and ("100 % (latency records)", "pass") in verdicts
+    assert all(v == "pass" for _, v in verdicts)
+
+    for fault in UNDO_FAULTS:
+        killed = cli("phase", "rollback", "shift-traffic", "--region", REGION, env={"MIGRATE_FAULT": fault})
+        assert killed.returncode == -signal.SIGKILL, f"{fault}: {killed.stderr}"
+    cli("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
+    assert_back_on_source(tokyo)
+    assert [e["kind"] for e in history()][-1] == "rollback_succeeded"
+
+
+# --- chaos ---------------------------------------------------------------------------------------
+def _ts(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def test_chaos_target_app_killed_mid_shift_reverts_to_the_last_passed_step(tokyo):
+    ensure_tokyo()
+    load = start_load(tokyo, duration_s=900, rate=RATE, seed=99)
+    time.sleep(2)
+    since = last_serial()
+    run = start_cli("phase", "run", "shift-traffic", "--region", REGION, "--yes")
+    try:
+        wait_for(lambda: any(g["at"] == "50 %" and g["verdict"] == "pass" for g in gates(since)), "50 % to pass")
+        wait_for(lambda: routing(tokyo)[1], "the latency records")
+        time.sleep(1.0)  # players start to follow the latency records
+        pid = processes.running_pid(tokyo.lab_dir, world.app_process(REGION))
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)  # Tokyo's app dies mid-step, without draining
+        killed_at = time.time()
+        _, err = run.communicate(timeout=120)
+        time.sleep(2 * 5)  # two TTLs: every player has re-resolved since the revert
+    finally:
+        if run.poll() is None:
+            run.kill()
+        load.stop()
+        report = load.wait(timeout=180).to_json()
+        world.stop_region_app(tokyo, REGION)  # forget the dead pid
+        world.start_region_app(tokyo, REGION)
+    assert run.returncode != 0 and "gate failed at 100 % (latency records)" in err, err
+    # back at the last passed step, without a human: the weighted records at 50 %, no latency record
+    assert routing(tokyo) == ({SOURCE: 50, REGION: 50}, {})
+    failed_events = [e for e in history() if e["kind"] == "gate" and e["serial"] > since
+                     and e["data"]["verdict"] == "fail"]
+    assert len(failed_events) == 1
+    failed = failed_events[0]["data"]
+    assert failed["at"] == "100 % (latency records)"
+    assert any(what.startswith(f"{REGION} from") for what in failed["values"]["unreachable"])
+    assert failed["action"].startswith("reverted: weighted records back")
+    kinds = [e["kind"] for e in history() if e["serial"] > since]
+    assert kinds[-2:] == ["step_failed", "run_failed"]
+
+    # nothing acknowledged is lost; the players' error burst is finite and reported, with the gate's own count
+    ledger = report["ledger"]
+    assert ledger["acknowledged"] > 0 and ledger["lost"] == 0, ledger["examples"]
+    burst = sum(report["errors_by_kind"].values())
+    assert burst < report["requests"]["finished"]
+    journaled_revert = _ts(failed_events[0]["at"]) - killed_at
+    print("chaos:", json.dumps({
+        "player_errors": report["errors_by_kind"], "player_requests": report["requests"]["finished"],
+        "gate_unreachable": failed["values"]["unreachable"], "gate_5xx_during_bake": failed["errors_during_bake"],
+        "kill_to_revert_journaled_s": round(journaled_revert, 2),
+        "gate_detected_after_change_s": failed["detected_after_seconds"], "revert_s": failed["revert_seconds"],
+        "ledger": {k: ledger[k] for k in ("acknowledged", "found", "lost", "unknown")}}))
+
+    cli("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
+    assert_back_on_source(tokyo)

@@ -1,0 +1,60 @@
+"""The lab TrafficMetrics' arithmetic, without a lab: the app's own Prometheus text parsed (player routes only,
+5xx as errors, 409 hand-offs apart), deltas and counter resets, the mixture quantile behind the per-geography
+p95 estimate. The adapter on real processes is exercised by tests/phases/test_shift_traffic.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.metrics import Metrics
+from migrate.providers.lab.traffic import mixture_quantile, parse_metrics, server_p95_ms
+from phases.shift_traffic import split
+
+
+def app_text(observations) -> str:
+    m = Metrics("ap-northeast-1", "test")
+    for method, route, status, seconds in observations:
+        m.observe(method, route, status, seconds)
+    return m.render().decode()
+
+
+def test_player_routes_only_5xx_are_errors_and_409s_are_hand_offs():
+    scrape = parse_metrics(app_text([
+        ("GET", "/health", 200, 0.001), ("GET", "/metrics", 200, 0.001),  # probes and scrapes: not players
+        ("GET", "/v1/players/{player_id}", 200, 0.004), ("GET", "/v1/players/{player_id}", 200, 0.006),
+        ("PATCH", "/v1/players/{player_id}", 200, 0.31), ("PATCH", "/v1/players/{player_id}", 503, 0.02),
+        ("POST", "/v1/scores", 409, 0.001), ("GET", "/v1/matchmaking/tickets/{ticket_id}", 404, 0.001),
+    ]))
+    assert (scrape.requests, scrape.errors, scrape.redirects, scrape.served) == (6, 1, 1, 5)
+    assert scrape.buckets[-1][1] == 5  # served requests in the histogram, the hand-off apart
+    assert scrape.redirect_buckets[-1][1] == 1
+
+
+def test_deltas_and_a_restarted_app():
+    before = parse_metrics(app_text([("GET", "/v1/players/{player_id}", 200, 0.004)] * 3))
+    after = parse_metrics(app_text([("GET", "/v1/players/{player_id}", 200, 0.004)] * 5
+                                   + [("GET", "/v1/players/{player_id}", 500, 0.004)]))
+    delta, reset = after.minus(before)
+    assert (delta.requests, delta.errors, reset) == (3, 1, False)
+    assert delta.buckets[-1][1] == 3
+    restarted, reset = before.minus(after)  # counters went down: the app restarted, its values are the delta
+    assert reset and restarted.requests == 3
+
+
+def test_mixture_quantile_shifts_and_mixes_histograms():
+    fast = ((0.01, 100.0), (0.1, 100.0), (float("inf"), 100.0))  # everything under 10 ms
+    slow = ((0.1, 0.0), (0.3, 0.0), (0.5, 100.0), (float("inf"), 100.0))  # everything in 300–500 ms
+    # one region, shifted by a 170 ms round trip: p95 is 170 ms + 9.5 ms (linear inside the bucket)
+    assert mixture_quantile([(1.0, fast, 0.170)], 0.95) == pytest.approx(0.1795, abs=1e-4)
+    # 90 % fast at 25 ms, 10 % slow: p95 falls in the slow part, 25 ms + 300..500 ms
+    p95 = mixture_quantile([(90, fast, 0.025), (10, slow, 0.025)], 0.95)
+    assert 0.325 < p95 < 0.525
+    assert mixture_quantile([], 0.95) is None
+    assert mixture_quantile([(0, fast, 0.0)], 0.95) is None
+    assert server_p95_ms(()) is None
+
+
+@pytest.mark.parametrize("percent,weights", [(1, (1, 99)), (5, (5, 95)), (25, (25, 75)), (50, (50, 50)),
+                                             (0.4, (1, 99)), (99.6, (99, 1)), (100, (100, 0)), (0, (0, 100))])
+def test_a_percent_is_the_targets_weight_out_of_100(percent, weights):
+    assert split(percent) == weights
