@@ -141,7 +141,10 @@ class Network:
         self.port = port
         self.host = host
         self.timeout = httpx.Timeout(timeout_s)
-        self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        # Idle connections are dropped after 2 s, well before uvicorn's 5 s keep-alive: otherwise a request
+        # can leave on a connection the server is closing (across a 170 ms link) and fail as "reset".
+        self.limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections,
+                                   keepalive_expiry=2.0)
         self._clients: dict[tuple[str, str], httpx.AsyncClient] = {}
 
     def client(self, geography: str, region: str) -> httpx.AsyncClient:
