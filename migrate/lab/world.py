@@ -158,7 +158,8 @@ def ensure_readers_file(t: LabTopology) -> bool:
 
 # --- a region's Redis and app ----------------------------------------------------------------------
 
-def _redis_ping(port: int) -> bool:
+def redis_answers(port: int) -> bool:
+    """True when a Redis on 127.0.0.1:`port` answers PING within a second; read-only."""
     import redis
 
     try:
@@ -179,7 +180,7 @@ def start_region_redis(t: LabTopology, region: str) -> processes.Started:
         t.lab_dir, redis_process(region),
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--daemonize", "no", "--dir", str(workdir), "--logfile", ""],
-        cwd=workdir, port=port, ready=lambda: _redis_ping(port), timeout=15)
+        cwd=workdir, port=port, ready=lambda: redis_answers(port), timeout=15)
 
 
 def stop_region_redis(t: LabTopology, region: str) -> int | None:

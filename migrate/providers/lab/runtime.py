@@ -33,7 +33,7 @@ class LabRegionRuntime:
         self._guard(f"stop {region}'s Redis", lambda: world.stop_region_redis(self.t, region))
 
     def cache_ready(self, region: str) -> bool:
-        return world._redis_ping(self.t.redis_ports[region])
+        return world.redis_answers(self.t.redis_ports[region])
 
     def deploy_api(self, region: str) -> ApiEndpoint:
         self._guard(f"start {region}'s app", lambda: world.start_region_app(self.t, region))
@@ -65,7 +65,7 @@ class LabRegionRuntime:
             body = response.json()
         except ValueError:
             body = {}
-        role = body.get("database", {}).get("role") if isinstance(body.get("database"), dict) else body.get("role")
+        role = body.get("role") if isinstance(body, dict) else None  # app /health: {"role": "writer"|"replica", ...}
         detail = f"HTTP {response.status_code}" + (f", database {role}" if role else "") + f", {latency:.0f} ms"
         return HealthResult(response.status_code == 200, detail, latency)
 
