@@ -4,7 +4,10 @@
 Latencies are recorded in microseconds (HdrHistogram, 3 significant digits) and reported in ms.
 A cell's `count` is every finished request (successes and errors); `errors` those that failed; the
 percentiles are over the successful ones, so a burst of instant connection refusals cannot make a
-region look fast."""
+region look fast.
+
+Metrics also hands every finished request to the run's interval logs when it has them
+(migrate.lab.player_logs), so the lab's gates see what players saw while they play."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from typing import Any, Iterable
 
 from hdrh.histogram import HdrHistogram
 
+from migrate.lab.player_logs import IntervalLogWriter
 from migrate.lab.topology import GEOGRAPHIES
 
 SCHEMA = "migrate.load/v1"
@@ -60,8 +64,10 @@ class Cell:
 class Metrics:
     """Everything the players measure. Used from one event loop thread (no locking)."""
 
-    def __init__(self, geographies: Iterable[str] = GEOGRAPHIES) -> None:
+    def __init__(self, geographies: Iterable[str] = GEOGRAPHIES, intervals: IntervalLogWriter | None = None) -> None:
+        """intervals: where every finished request also goes, for the lab's gates (see migrate.lab.player_logs)."""
         self.geographies = tuple(geographies)
+        self.intervals = intervals
         self.cells: dict[tuple[str, str], Cell] = {}
         self.errors_by_kind: Counter[str] = Counter()
         self.errors_by_class: Counter[str] = Counter()
@@ -81,6 +87,8 @@ class Metrics:
         """One finished request (error: its kind, e.g. 'timeout', 'http_503_database_unavailable')."""
         self.cell(geography, request_type).record(latency_ms, error)
         self.cell(geography, ALL).record(latency_ms, error)
+        if self.intervals is not None:
+            self.intervals.record(geography, latency_ms, error is not None)
         if region is not None:
             self.routed.setdefault(geography, Counter())[region] += 1
         if error is not None:

@@ -9,12 +9,17 @@ saturated generator shows in the report instead of silently lowering the rate.
 One asyncio event loop does the HTTP; Route 53 reads (boto3) run in a worker thread when the TTL
 runs out, and the health checkers probe from their own threads, so neither stalls the players.
 
+Every finished request also goes to the run's HdrHistogram interval logs in the lab folder
+(migrate.lab.player_logs), appended from the same loop: the lab's shift-traffic gates judge the
+players' own p95 per geography from them while a run plays, instead of estimating it from the apps.
+
 SIGINT / SIGTERM (when run in the main thread) stop the arrivals early; the run still drains,
 checks the ledger and returns its report. A second SIGINT aborts."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 import threading
@@ -30,6 +35,7 @@ from bench.load.players import (GEO_MIX, REQUEST_MIX, Network, Player, Session, 
 from bench.load.report import LoadReport, Metrics
 from bench.load.resolver import HealthCheckers, ResolveError, Resolver, route53_client
 from migrate.errors import LabError, UsageError
+from migrate.lab.player_logs import INTERVAL_S, IntervalLogWriter
 from migrate.lab.topology import GEOGRAPHIES, REGIONS, SOURCE_REGION, LabTopology
 
 Progress = Callable[[dict[str, Any]], None]
@@ -154,6 +160,14 @@ async def _drive(cfg: LoadConfig, resolver: Resolver, player: Player, sessions: 
                 await asyncio.to_thread(resolver.refresh)
             await asyncio.sleep(0.05)
 
+    async def publisher() -> None:  # the players' interval logs, for the lab's gates
+        if metrics.intervals is not None:
+            metrics.intervals.publish()  # nothing recorded yet: the first interval starts with the load
+        while not done.is_set():
+            await asyncio.sleep(INTERVAL_S)
+            if metrics.intervals is not None:
+                metrics.intervals.publish()
+
     async def reporter() -> None:
         while not done.is_set():
             await asyncio.sleep(1.0)
@@ -166,7 +180,7 @@ async def _drive(cfg: LoadConfig, resolver: Resolver, player: Player, sessions: 
 
     t0 = loop.time()
     end = t0 + cfg.duration_s
-    helpers = [asyncio.create_task(refresher()), asyncio.create_task(reporter())]
+    helpers = [asyncio.create_task(refresher()), asyncio.create_task(reporter()), asyncio.create_task(publisher())]
     next_at = t0
     try:
         while not stop.is_set():
@@ -268,7 +282,8 @@ def _run(topology: LabTopology, cfg: LoadConfig, stop: threading.Event, progress
                               interval_s=cfg.health_interval_s, timeout_s=min(2.0, cfg.timeout_s))
     resolver = Resolver(route53_client(topology.moto_endpoint), checkers, seed=cfg.seed)
     ledger = Ledger(run_id)
-    metrics = Metrics()
+    intervals = IntervalLogWriter(topology.lab_dir, f"{os.getpid()}-{run_id}", GEOGRAPHIES)
+    metrics = Metrics(intervals=intervals)
     net = Network(lambda g, r: topology.player_port(g, r), timeout_s=cfg.timeout_s,
                   max_connections=cfg.max_in_flight)
     player = Player(net, metrics, ledger, random.Random(f"players:{cfg.seed}"), ids,
@@ -287,15 +302,20 @@ def _run(topology: LabTopology, cfg: LoadConfig, stop: threading.Event, progress
         counts = asyncio.run(_drive(cfg, resolver, player, sessions, metrics, stop, progress))
         elapsed = time.monotonic() - t0
         checkers.close()
+        intervals.close()  # before the ledger check: the last interval reaches the gates as soon as it can
         ledger_result = _check_ledger(topology, ledger, notes)
     finally:
         checkers.close()
+        intervals.close()
+    if intervals.error:
+        notes.append(f"players' interval logs stopped (the lab's gates estimate p95 instead): {intervals.error}")
     finished = metrics.finished()
     load_elapsed = counts.pop("load_elapsed_s")
     return LoadReport(
         command="", machine=_machine(),
         config={**cfg.to_json(), "lab_dir": str(topology.lab_dir), "moto_endpoint": topology.moto_endpoint,
                 "run_id": run_id, "writer_region_at_start": writer_region,
+                "interval_logs": str(intervals.path("<geography>")),
                 "players_per_geography": {g: len(v) for g, v in ids.items()}},
         started_at=started_at.isoformat(timespec="seconds"),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -9,8 +9,16 @@
 - Reachability: probes GET /health through each player geography's WAN link to each region that
   serves that geography now, about once a second, on kept-alive connections as players use them.
   Two failures in a row make "<region> from <geography>" unreachable for the rest of the window.
-- p95 per geography: the apps cannot tell which geography a request came from, so it is an
-  estimate, and says so in its `source`: the region's server-time histogram shifted by the measured
+- p95 per geography: the apps cannot tell which geography a request came from, so the players say:
+  the load generator appends each geography's latency histogram every half second to HdrHistogram
+  interval logs in the lab folder (migrate.lab.player_logs), and the window adds up the intervals that
+  start inside it, every load run together. Samples = the players' successful requests; their failed
+  ones are told in the notes only (the gate's error rate stays the apps' 5xx, as in AWS). Intervals
+  that start before the window are left out even when they end inside it: they hold the previous
+  weight's traffic.
+- When no player logged a request of a geography in the window (no load running, or the window is
+  shorter than an interval), its p95 falls back to an estimate, and says so in its `source` and the
+  notes: the region's server-time histogram shifted by the measured
   round trip of the geography's link to it (the median of the probes; the topology's figure until a
   probe answered), mixed over the regions by the share of that geography's requests they serve —
   weighted records are blind to geography, so every geography's share of a region is its share of
@@ -39,6 +47,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from migrate.errors import MigrateError
+from migrate.lab.player_logs import read_range
 from migrate.lab.topology import GEO_NEAREST, LabTopology, player_rtt_ms
 from migrate.lab.world import HOME_ROUTING
 from migrate.providers.traffic import (
@@ -51,7 +60,9 @@ from migrate.providers.traffic import (
 IGNORED_ROUTES = frozenset({"/health", "/metrics"})
 REQUESTS = "app_http_requests"
 LATENCY = "app_http_request_duration_seconds"
-SOURCE_LABEL = "estimate: app server-time histograms + measured link RTT, mixed by routing"
+PLAYERS_SOURCE = "players (HdrHistogram interval logs of the load generator)"
+SOURCE_LABEL = ("estimate (no player histograms in the window): app server-time histograms + measured link RTT, "
+                "mixed by routing")
 
 
 Buckets = tuple[tuple[float, float], ...]  # (upper bound in s, cumulative count), sorted; +inf last
@@ -170,6 +181,7 @@ class LabMetricsWindow:
     def __init__(self, metrics: LabTrafficMetrics, plan: WindowPlan) -> None:
         self.m, self.plan = metrics, plan
         self.opened = time.monotonic()
+        self.opened_at = time.time()  # wall clock: the players' interval logs are stamped with it
         self.baseline: dict[str, Scrape | None] = {r: metrics.scrape(r) for r in plan.regions}
         self.links: dict[tuple[str, str], _Link] = {pair: _Link() for pair in self._pairs()}
         self.lags: list[float] = []
@@ -280,7 +292,7 @@ class LabMetricsWindow:
                 deltas[region] = delta
                 regions.append(RegionErrors(region, delta.requests, delta.errors, required,
                                             server_p95_ms(delta.buckets)))
-            geographies = [self._geography(g, deltas, notes) for g in self.plan.geographies]
+            geographies = [self._latency(g, deltas, notes) for g in self.plan.geographies]
             unreachable = {f"{r} from {g}": link.unreachable for (g, r), link in sorted(self.links.items())
                            if link.unreachable}
             probes = sum(link.ok + link.failed for link in self.links.values())
@@ -312,7 +324,20 @@ class LabMetricsWindow:
         notes.append(f"{geography}→{region}: no probe answered, nominal RTT {nominal:.0f} ms used")
         return nominal
 
+    def _latency(self, geography: str, deltas: dict[str, Scrape | None], notes: list[str]) -> GeographyLatency:
+        """The players' own p95 when their interval logs hold requests of the window, else the estimate."""
+        players = read_range(self.m.topology.lab_dir, geography, self.opened_at, time.time())
+        notes.extend(players.problems)
+        if players.errors:
+            notes.append(f"{geography} players: {players.errors} failed requests in the window (timeouts and "
+                         "refused connections too; the error-rate gate counts the apps' 5xx)")
+        if players.samples:
+            return GeographyLatency(geography, players.samples, players.p95_ms, PLAYERS_SOURCE)
+        notes.append(f"{geography}: no player latency logged in the window, its p95 is estimated from the apps")
+        return self._geography(geography, deltas, notes)
+
     def _geography(self, geography: str, deltas: dict[str, Scrape | None], notes: list[str]) -> GeographyLatency:
+        """The estimate (see the module docstring): server time shifted by link RTTs, mixed by routing."""
         home = self.m.serving_region_of_home(geography)
         parts, samples = [], 0.0
         for region in self._route(geography):
