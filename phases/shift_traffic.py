@@ -1,19 +1,20 @@
-"""Phase shift-traffic: move players to the target region through Route 53, one gated step at a time,
-ending with latency-based records with health checks for every active region.
+"""Phase shift-traffic: move one geography's players to the target region through Route 53, one gated
+step at a time, ending with latency-based records with health checks for every active region.
+
+Routing is scoped per player geography (migrate/providers/aws/dns.py): the API name answers each
+geography with its own pool name ("apac.api.game.example"), and the phase moves records in the target's
+geography pool only. So 50 % means half of APAC on Tokyo, and no EU or NA player is touched.
 
 Steps
 - `shift-weights` walks the spec's shift_schedule below 100 %. A step of p % UPSERTs, in ONE change
-  batch, the target's weighted record to weight p and the source's to 100 − p (weights are 0–255;
-  a total of 100 reads as percent; p is rounded to a whole percent, at least 1 when p > 0).
-- `latency-records` is the schedule's 100 % step: ONE change batch deletes the weighted records and
-  creates a latency record "<region>-latency" with the region's health check for every active region
-  (the source, any region already shifted, this target). Route 53 refuses two routing policies on one
-  name, hence the swap rather than both.
-  Why 100 % is not weight 100: weighted records are blind to where a player is, so p % by weight moves
-  p % of EVERY geography (NA and EU players too) to the target. At partial steps that is the price of
-  weighted routing, and the gates measure every geography's p95 so it is seen; at 100 % it would send
-  the whole world to one region. "100 % of the geography" is the latency end state: the geography's
-  players go to their nearest healthy region, everyone else stays where latency puts them.
+  batch, the target's weighted record in the pool to weight p and the source's to 100 − p (weights are
+  0–255; a total of 100 reads as percent; p is rounded to a whole percent, at least 1 when p > 0).
+- `latency-records` is the schedule's 100 % step: ONE change batch deletes the pool's weighted records
+  and creates a latency record "<region>-<geography>-latency" with the region's health check for every
+  active region (the source, every region already shifted, this target). Route 53 refuses two routing
+  policies on one name, hence the swap rather than both. Latency, not weight 100, so that the
+  geography's players still fail over to the nearest other healthy region when the target's health
+  check fails, without anyone touching DNS.
 - After each change: bake for the environment's bake_seconds, then gate. Players see a change only
   after the record TTL (lab 5 s, AWS 60 s), so the bake is split: the first TTL is a settling window
   (watched for failures only), the rest is the gate window whose measurements the verdict is on. The
@@ -29,12 +30,11 @@ Steps
 - Resumable: the last passed step is journaled (ctx.save); after a crash the run resumes with the step
   after it (applied again from its start: its bake restarts).
 
-Undo: latency records out and the weighted records back as they were before the swap (one batch),
-then weights back to the source (target 0, source 100). When another region's shift has since added its
-own latency record, undo removes only this region's latency record (the other shift still needs latency
-routing). Weighted steps are skipped, with a note, when latency routing is already in place before the
-phase starts (a later region's shift): partial steps would reach no player, the shift is the one gated
-latency step."""
+Undo: the pool's latency records out and its weighted records back as they were before the swap (one
+batch), this region's latency record out of every other geography's pool, then weights back to the
+source (target 0, source 100). Weighted steps are skipped, with a note, when the pool already routes by
+latency before the phase starts (another region serving the same geography shifted first): partial
+steps would reach no player, the shift is the one gated latency step."""
 
 from __future__ import annotations
 
@@ -70,7 +70,26 @@ def split(percent: float) -> tuple[int, int]:
 
 
 def _dns(t: Target) -> TrafficDns:
-    return t.providers.dns
+    """The Route 53 adapter bound to the target's geography pool: every weight this phase moves is there."""
+    return t.providers.dns.pool(_geography(t))
+
+
+def _pools(t: Target) -> dict[str, Routing]:
+    """geography → how its pool routes now (every geography of the traffic mix); read-only."""
+    root = t.providers.dns
+    return {geo: root.pool(geo).routing() for geo in t.spec.traffic_mix}
+
+
+def _shifted_regions(t: Target) -> set[str]:
+    """Regions other than the source and the target whose own geography's pool routes by latency to them:
+    shifted already, so "active" in every latency set this phase writes."""
+    root, out = t.providers.dns, set()
+    for name, region in t.spec.regions.items():
+        if name in (t.region, t.spec.source_region) or region.geography not in t.spec.traffic_mix:
+            continue
+        if name in root.pool(region.geography).routing().latency:
+            out.add(name)
+    return out
 
 
 def _metrics(t: Target) -> TrafficMetrics:
@@ -130,9 +149,11 @@ class _Position:
 
 def _window_plan(t: Target, routing: Routing) -> WindowPlan:
     regions = _api_regions(t)
-    return WindowPlan(regions=regions, serving=tuple(r for r in routing.serving() if r in regions),
-                      routing=routing, geographies=tuple(t.spec.traffic_mix),
-                      mix=dict(t.spec.traffic_mix), lag_region=t.region)
+    routes = {**_pools(t), _geography(t): routing}
+    serving = sorted({r for pool in routes.values() for r in pool.serving() if r in regions})
+    return WindowPlan(regions=regions, serving=tuple(serving), routing=routing,
+                      geographies=tuple(t.spec.traffic_mix), mix=dict(t.spec.traffic_mix), lag_region=t.region,
+                      routes=routes)
 
 
 def _errors(m: Measurements | None) -> int:
@@ -183,8 +204,8 @@ def bake_and_gate(ctx: StepContext, label: str, position: _Position, revert: Cal
         routing = dns.routing()
         plan = _window_plan(t, routing)
         extra: dict[str, Any] = {"routing": routing.to_json()}
-        where = (_weights_text(routing.weights) if routing.mode != "latency"
-                 else "latency records " + ", ".join(routing.latency))
+        where = f"{_geography(t)} pool: " + (_weights_text(routing.weights) if routing.mode != "latency"
+                                              else "latency records " + ", ".join(routing.latency))
         settle = metrics.open_window(plan)
         gate = None
         settled: Measurements | None = None
@@ -256,19 +277,20 @@ class ShiftWeights:
     def describe(self, target: Target) -> list[str]:
         t, source = target, target.spec.source_region
         lines = []
+        geo = _geography(t)
         for p in _weighted_schedule(t):
             w, s = split(p)
-            lines.append(f"{p:g} %: route53:ChangeResourceRecordSets UPSERT (one batch) {t.region}-weighted "
-                         f"weight {w}, {source}-weighted weight {s}; wait INSYNC; bake "
-                         f"{t.env.timings.bake_seconds:g} s (the first TTL settles, the rest is measured)")
+            lines.append(f"{p:g} %: route53:ChangeResourceRecordSets UPSERT (one batch) in {geo}.api.game.example "
+                         f"{t.region}-{geo}-weighted weight {w}, {source}-{geo}-weighted weight {s}; wait INSYNC; "
+                         f"bake {t.env.timings.bake_seconds:g} s (the first TTL settles, the rest is measured)")
         lines.append(_gate_text(t))
-        lines.append("weighted records are blind to geography: p % moves p % of every geography's players; "
-                     "all geographies are gated")
+        lines.append(f"only {geo} players move (their own pool); every geography is gated")
         return lines
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [(f"UPSERT {target.region}-weighted weight 0 and {target.spec.source_region}-weighted weight "
-                f"{SCALE} in one batch (players follow within the TTL)")]
+        geo = _geography(target)
+        return [(f"UPSERT {target.region}-{geo}-weighted weight 0 and {target.spec.source_region}-{geo}-weighted "
+                f"weight {SCALE} in one batch (players follow within the TTL)")]
 
     def apply(self, ctx: StepContext) -> dict:
         t = ctx.target
@@ -339,16 +361,19 @@ class LatencyRecords:
 
     def describe(self, target: Target) -> list[str]:
         t = target
+        geo = _geography(t)
         record = _per_env(t, "CNAME <region>.lb.game.example, TTL 5 s", "A ALIAS to the region's ALB")
-        return [(f"route53:ChangeResourceRecordSets (one batch): DELETE every weighted record of api.game.example, "
-                f"UPSERT <region>-latency ({record}, Region = the region, its health check) for "
+        return [(f"route53:ChangeResourceRecordSets (one batch): DELETE every weighted record of {geo}.api.game.example, "
+                f"UPSERT <region>-{geo}-latency ({record}, Region = the region, its health check) for "
                 f"{t.spec.source_region}, every region already shifted and {t.region}; wait INSYNC"),
-                f"{_geography(t)} players then go to {t.region}, the others to their nearest healthy active region",
+                f"{geo} players then go to their nearest healthy active region ({t.region}); other geographies "
+                f"keep their own pools",
                 f"bake {t.env.timings.bake_seconds:g} s; " + _gate_text(t)]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [(f"one batch: DELETE the latency records, UPSERT the weighted records as they were before the swap "
-                f"(when another region's shift still needs latency routing: DELETE only {target.region}-latency)")]
+        geo = _geography(target)
+        return [(f"one batch: DELETE {geo}.api.game.example's latency records, UPSERT its weighted records as they "
+                 f"were before the swap; DELETE {target.region}'s latency record from any other geography's pool")]
 
     def apply(self, ctx: StepContext) -> dict:
         t = ctx.target
@@ -361,9 +386,11 @@ class LatencyRecords:
             known = {r: runtime.api_endpoint(r) for r in set(routing.weights) | {source, region}}
             ctx.save(weights_before=dict(routing.weights),
                      latency_before=[r for r in routing.latency if r != region],
+                     shifted_before=sorted(_shifted_regions(t)),
                      endpoints_before={r: [e.host, e.port, e.url] for r, e in known.items() if e is not None})
         saved = ctx.saved
-        active = sorted(set(saved.get("latency_before") or ()) | {source, region})
+        active = sorted(set(saved.get("latency_before") or ()) | set(saved.get("shifted_before") or ())
+                        | {source, region})
         dns.use_latency_routing(_endpoints(t, active))
         ctx.checkpoint()  # latency records in, not journaled: a real crash point
 
@@ -377,8 +404,23 @@ class LatencyRecords:
                 "health_checks": dict(routing.health_checks)}
 
     def _restore(self, ctx: StepContext) -> str:
-        """Routing as it was before the swap: this region's latency record out; the weighted records back
-        when no other shifted region needs latency routing. Idempotent."""
+        """Routing as it was before the swap: this region's latency record out of every other geography's
+        pool; in its own pool the weighted records back (or, when another region serving this geography
+        still needs latency routing, only this region's latency record out). Idempotent."""
+        t = ctx.target
+        dns, region, source = _dns(t), t.region, _source(t)
+        elsewhere = []
+        for geo in t.spec.traffic_mix:
+            if geo == _geography(t):
+                continue
+            pool = t.providers.dns.pool(geo)
+            if region in pool.routing().latency:
+                pool.remove_latency(region)
+                elsewhere.append(geo)
+        note = f"; {region} out of the {', '.join(elsewhere)} pool(s)" if elsewhere else ""
+        return self._restore_own_pool(ctx) + note
+
+    def _restore_own_pool(self, ctx: StepContext) -> str:
         t = ctx.target
         dns, region, source = _dns(t), t.region, _source(t)
         routing = dns.routing()
@@ -428,6 +470,12 @@ def _bake_exceeds_ttl(t: Target) -> CheckResult:
                        f"bake {bake:g} s vs record TTL {ttl} s: players follow a change only after the TTL, so "
                        f"each gate measures the {max(0.0, bake - ttl):g} s after it",
                        f"raise bake_seconds of environment '{t.env.name}' above {ttl} s in migration.toml")
+
+
+def _geography_routing(t: Target) -> CheckResult:
+    from phases.stand_up_region import geography_routing
+
+    return geography_routing(t)
 
 
 def _stood_up(t: Target) -> CheckResult:
@@ -532,6 +580,8 @@ class ShiftTraffic:
     def preflight(self, target: Target) -> list[Check]:
         return [
             Check("bake-exceeds-ttl", "each bake outlasts the record TTL", "raise bake_seconds", _bake_exceeds_ttl),
+            Check("geography-routing", "the API name routes the region's geography to its own pool",
+                  "scope routing by geography", _geography_routing),
             Check("target-stood-up", "the region's API, record and health check exist", "stand it up", _stood_up),
             Check("secondary-streaming", "the region's secondary streams within the lag budget", "attach it",
                   _streaming),

@@ -22,6 +22,11 @@ def _geography(target: Target) -> str:
     return target.spec.regions[target.region].geography
 
 
+def _pool(target: Target):
+    """The Route 53 adapter bound to the region's geography pool (its players' name; see aws/dns.py)."""
+    return _p(target).dns.pool(_geography(target))
+
+
 def _per_env(target: Target, lab: str, aws: str) -> str:
     return aws if target.env.kind == "aws" else lab
 
@@ -178,26 +183,27 @@ class DnsWeightZero:
     title: str = "Add the region's weight-0 record for api.game.example"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"route53:ChangeResourceRecordSets UPSERT api.game.example weighted "
+        geo = _geography(target)
+        return [f"route53:ChangeResourceRecordSets UPSERT {geo}.api.game.example (the {geo} players' pool) weighted "
                 + _per_env(target, f"CNAME {target.region}.lb.game.example", "ALIAS to the region's ALB")
-                + f", SetIdentifier {target.region}-weighted, weight 0, with its health check; wait INSYNC"]
+                + f", SetIdentifier {target.region}-{geo}-weighted, weight 0, with its health check; wait INSYNC"]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [f"DELETE the {target.region}-weighted record"]
+        return [f"DELETE the {target.region}-{_geography(target)}-weighted record"]
 
     def apply(self, ctx: StepContext) -> dict:
         ep = _p(ctx.target).runtime.api_endpoint(ctx.target.region)
-        out = _p(ctx.target).dns.set_weight(ctx.target.region, 0, ep)
+        out = _pool(ctx.target).set_weight(ctx.target.region, 0, ep)
         ctx.checkpoint()
         return out
 
     def verify(self, ctx: StepContext) -> None:
-        weights = _p(ctx.target).dns.weights()
+        weights = _pool(ctx.target).weights()
         if weights.get(ctx.target.region) != 0:
             raise VerifyFailed(f"{ctx.target.region}'s weighted record is {weights.get(ctx.target.region)}, expected 0")
 
     def undo(self, ctx: StepContext) -> None:
-        _p(ctx.target).dns.delete_weighted(ctx.target.region)
+        _pool(ctx.target).delete_weighted(ctx.target.region)
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -242,8 +248,23 @@ def _healthy_through_wan(t: Target) -> CheckResult:
 
 
 def _weight_zero(t: Target) -> CheckResult:
-    w = _p(t).dns.weights().get(t.region)
-    return CheckResult("weight-zero", w == 0, f"{t.region} weight {w}", "re-run the phase")
+    w = _pool(t).weights().get(t.region)
+    return CheckResult("weight-zero", w == 0, f"{t.region} weight {w} in the {_geography(t)} pool", "re-run the phase")
+
+
+def geography_routing(t: Target) -> CheckResult:
+    """The API name answers the region's geography with its own pool, and the pool holds the source's record."""
+    geo, source = _geography(t), t.spec.source_region
+    dns = _p(t).dns
+    front = dns.geography_front()
+    pool = dns.pool(geo)
+    routing = pool.routing()
+    ok = front.get(geo) == pool.record_name and (source in routing.weights or source in routing.latency)
+    return CheckResult("geography-routing", ok,
+                       f"{geo} players → {front.get(geo) or 'no geolocation record'}; pool "
+                       f"{'holds' if ok else 'lacks'} {source}'s record",
+                       "scope the API name by geography first (lab: `migrate lab up`; AWS: the one-time change in "
+                       "runbooks/shift-traffic.md)")
 
 
 def _replicated(t: Target) -> CheckResult:
@@ -269,6 +290,8 @@ class StandUpRegion:
             Check("foundation-ready", "tools present (terraform on AWS), quotas and CIDR free",
                   "install / free", _infra),
             Check("names-free", "the region's bucket name is free", "remove or rename", _names_free),
+            Check("geography-routing", "the API name routes the region's geography to its own pool",
+                  "scope routing by geography", geography_routing),
         ]
 
     def steps(self, target: Target):

@@ -66,7 +66,7 @@ def lab():
 
 def reset_targets(topology) -> None:
     """Remove everything the phases may have made in the target regions (real adapter calls)."""
-    from migrate.lab.topology import REGIONS, SOURCE_REGION
+    from migrate.lab.topology import GEOGRAPHIES, REGIONS, SOURCE_REGION
     from migrate.providers.aws.runtime import stand_up_providers
     from migrate.providers.lab.global_database import LabGlobalDatabase
     from migrate.providers.lab.runtime import LabInfrastructure, LabRegionRuntime
@@ -76,18 +76,22 @@ def reset_targets(topology) -> None:
     spec = load_spec(SPEC)
     aws_side = stand_up_providers(spec, spec.environment("lab"), REPO, topology=topology)
     gdb, runtime = LabGlobalDatabase(topology), LabRegionRuntime(topology)
-    # shift-traffic: latency records out, us-east-1's weighted record (back) at 100; targets' go below
+    # shift-traffic: every geography pool's latency records out, us-east-1's weighted record (back) at 100;
+    # targets' records go below
     source_api = ApiEndpoint(SOURCE_REGION, "127.0.0.1", topology.app_ports[SOURCE_REGION],
                              topology.app_url(SOURCE_REGION))
-    aws_side["dns"].use_weighted_routing({SOURCE_REGION: 100}, {SOURCE_REGION: source_api})
+    dns = aws_side["dns"]
+    for geography in GEOGRAPHIES:
+        dns.pool(geography).use_weighted_routing({SOURCE_REGION: 100}, {SOURCE_REGION: source_api})
     for region in REGIONS:
         if region == SOURCE_REGION:
             continue
         gdb.route_reads_to_writer(region)
         gdb.delete_secondary(region)
         gdb.release_replication(region)
-        aws_side["dns"].delete_weighted(region)
-        aws_side["dns"].delete_health_check(region)
+        for geography in GEOGRAPHIES:
+            dns.pool(geography).delete_weighted(region)
+        dns.delete_health_check(region)
         runtime.remove_api(region)
         aws_side["object_store"].remove_replication(SOURCE_REGION, region)
         aws_side["object_store"].delete_bucket(region)

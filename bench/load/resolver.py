@@ -18,6 +18,11 @@ honoured.
   results against the check's FailureThreshold, and the check is healthy while more than 18 % of the
   checkers say so (so a cut link between one geography and a region does not take the region out of
   DNS, exactly as a real checker fleet would not). `Disabled` checks are healthy; `Inverted` inverts.
+- Geolocation (records carrying `GeoLocation`): the API name answers a player with a pool name by the
+  continent of the player's geography (`GEO_CONTINENT`), falling back to the default location ("*"),
+  as Route 53 does; the pool name's own records (weighted or latency) then pick the region. This is
+  how routing is scoped per geography (migrate/providers/aws/dns.py). Without geolocation records the
+  API name's own records pick the region.
 - Record → region: the `Region` field, else a SetIdentifier that starts with a region name, else a
   value whose first label is a region ("<region>.lb.game.example")."""
 
@@ -32,7 +37,7 @@ from typing import Any, Callable, Iterable
 
 import httpx
 
-from migrate.lab.topology import GEOGRAPHIES, REGIONS, player_rtt_ms
+from migrate.lab.topology import GEO_CONTINENT, GEOGRAPHIES, REGIONS, player_rtt_ms
 
 API_NAME = "api.game.example"
 ZONE_NAME = "game.example."
@@ -110,6 +115,37 @@ def parse_records(rrsets: Iterable[dict[str, Any]], name: str = API_NAME,
                               weight=int(rr["Weight"]) if "Weight" in rr else None,
                               health_check_id=rr.get("HealthCheckId")))
     return records, notes
+
+
+@dataclass(frozen=True)
+class GeoRecord:
+    """One geolocation record of the API name: players at `location` are answered with `target` (a name)."""
+
+    location: str  # a continent code ("AS"), a country code, or "*" (the default location)
+    target: str  # the name it answers with (FQDN), e.g. "apac.api.game.example."
+    ttl: int
+    set_identifier: str | None = None
+
+
+def parse_front(rrsets: Iterable[dict[str, Any]], name: str = API_NAME) -> list[GeoRecord]:
+    """The geolocation records of `name` (empty when its routing is not scoped by geography)."""
+    front = []
+    for rr in rrsets:
+        if _fqdn(rr.get("Name", "")) != _fqdn(name) or "GeoLocation" not in rr:
+            continue
+        where = rr["GeoLocation"]
+        location = where.get("CountryCode") or where.get("ContinentCode") or "*"
+        values = [v.get("Value", "") for v in rr.get("ResourceRecords") or []]
+        target = values[0] if values else (rr.get("AliasTarget") or {}).get("DNSName", "")
+        front.append(GeoRecord(location, _fqdn(target), int(rr.get("TTL", 60)), rr.get("SetIdentifier")))
+    return front
+
+
+def pick_location(front: list[GeoRecord], geography: str) -> GeoRecord | None:
+    """Route 53's geolocation answer for a player of `geography`: its continent's record, else the default."""
+    continent = GEO_CONTINENT.get(geography)
+    return (next((g for g in front if g.location == continent), None)
+            or next((g for g in front if g.location == "*"), None))
 
 
 @dataclass(frozen=True)
@@ -283,10 +319,15 @@ def route53_client(endpoint_url: str | None, region: str = "us-east-1"):
 
 @dataclass
 class _Generation:
-    records: list[Record]
+    records: list[Record]  # the API name's own records (unscoped routing)
     fetched_at: float
     expires_at: float
     number: int
+    front: list[GeoRecord] = field(default_factory=list)  # the API name's geolocation records
+    pools: dict[str, list[Record]] = field(default_factory=dict)  # pool name (FQDN) → its records
+
+    def all_records(self) -> list[Record]:
+        return self.records + [r for pool in self.pools.values() for r in pool]
 
 
 @dataclass
@@ -331,32 +372,44 @@ class Resolver:
             self._zone_id = match[0]["Id"]
         return self._zone_id
 
-    def _read(self) -> list[Record]:
+    def _list(self, name: str) -> list[dict[str, Any]]:
+        """Every record set of `name` (listed from that name on, as Route 53 orders names)."""
         zone_id = self._zone()
-        rrsets, kwargs = [], {"HostedZoneId": zone_id, "StartRecordName": self.name}
+        rrsets, kwargs = [], {"HostedZoneId": zone_id, "StartRecordName": name}
         while True:
             page = self.client.list_resource_record_sets(**kwargs)
             batch = page.get("ResourceRecordSets", [])
-            rrsets.extend(batch)
-            past = any(_fqdn(r["Name"]) != _fqdn(self.name) for r in batch)
+            rrsets.extend(r for r in batch if _fqdn(r["Name"]) == _fqdn(name))
+            past = any(_fqdn(r["Name"]) != _fqdn(name) for r in batch)
             if not page.get("IsTruncated") or past:
-                break
+                return rrsets
             kwargs = {"HostedZoneId": zone_id, "StartRecordName": page["NextRecordName"],
                       "StartRecordType": page["NextRecordType"]}
             if page.get("NextRecordIdentifier"):
                 kwargs["StartRecordIdentifier"] = page["NextRecordIdentifier"]
-        records, notes = parse_records(rrsets, self.name, self.regions)
+
+    def _parse(self, rrsets: list[dict[str, Any]], name: str) -> list[Record]:
+        records, notes = parse_records(rrsets, name, self.regions)
         for note in notes:
             if note not in self.stats.notes:
                 self.stats.notes.append(note)
+        return records
+
+    def _read(self) -> tuple[list[Record], list[GeoRecord], dict[str, list[Record]]]:
+        """(the API name's records, its geolocation records, each answered pool's records)."""
+        rrsets = self._list(self.name)
+        front = parse_front(rrsets, self.name)
+        records = self._parse([r for r in rrsets if "GeoLocation" not in r], self.name)
+        pools = {g.target: self._parse(self._list(g.target), g.target) for g in front}
         if self.health is not None:
+            every = records + [r for pool in pools.values() for r in pool]
             specs = []
-            for check_id in sorted({r.health_check_id for r in records if r.health_check_id}):
-                region = next(r.region for r in records if r.health_check_id == check_id)
+            for check_id in sorted({r.health_check_id for r in every if r.health_check_id}):
+                region = next(r.region for r in every if r.health_check_id == check_id)
                 config = self.client.get_health_check(HealthCheckId=check_id)["HealthCheck"]["HealthCheckConfig"]
                 specs.append(HealthCheckSpec.from_config(check_id, region, config))
             self.health.watch(specs)
-        return records
+        return records, front, pools
 
     def needs_refresh(self) -> bool:
         """True when the cached records' TTL has run out (or nothing was read yet)."""
@@ -370,7 +423,7 @@ class Resolver:
                 return
             now = self.clock()
             try:
-                records = self._read()
+                records, front, pools = self._read()
             except Exception as exc:  # noqa: BLE001 — botocore/connection errors: serve stale, count
                 self.stats.read_failures += 1
                 self.stats.last_read_error = f"{type(exc).__name__}: {exc}"[:300]
@@ -382,13 +435,16 @@ class Resolver:
                 self._gen.expires_at = now + 1.0
                 return
             self.stats.record_reads += 1
-            ttl = min((r.ttl for r in records), default=5)
+            # A resolver caches each name for its own TTL; re-reading all at the shortest is the same or fresher.
+            ttl = min([r.ttl for r in records] + [g.ttl for g in front]
+                      + [r.ttl for pool in pools.values() for r in pool], default=5)
             number = self._gen.number + 1 if self._gen else 1
-            self._gen = _Generation(records, now, now + max(ttl, 0), number)
+            self._gen = _Generation(records, now, now + max(ttl, 0), number, front, pools)
 
     @property
     def records(self) -> list[Record]:
-        return list(self._gen.records) if self._gen else []
+        """Every record that can route a player to a region (the API name's and its pools')."""
+        return self._gen.all_records() if self._gen else []
 
     # -- answers --------------------------------------------------------------------------------
 
@@ -400,7 +456,7 @@ class Resolver:
         if refresh and self.needs_refresh():
             self.refresh()
         gen = self._gen
-        if gen is None or not gen.records:
+        if gen is None or not (gen.records or gen.front):
             raise ResolveError(f"no records for {self.name}")
         key = (geography, player_id)
         cached = self._answers.get(key)
@@ -416,14 +472,22 @@ class Resolver:
         return self.health.is_healthy(record.health_check_id) if self.health else True
 
     def _choose(self, gen: _Generation, geography: str, player_id: int) -> str:
-        latency = [r for r in gen.records if r.policy == "latency"]
+        records = gen.records
+        if gen.front:
+            answer = pick_location(gen.front, geography)
+            if answer is None:
+                raise ResolveError(f"{self.name} has no geolocation record for {geography} players and no default")
+            records = gen.pools.get(answer.target) or []
+            if not records:
+                raise ResolveError(f"{answer.target} (the {geography} pool) has no records")
+        latency = [r for r in records if r.policy == "latency"]
         if latency:  # Route 53 forbids mixing policies; moto allows it: latency (the end state) wins
             candidates = [r for r in latency if self._healthy(r)] or latency
             best = min(candidates, key=lambda r: (self.rtt_ms(geography, r.region), r.region))
             return best.region
-        weighted = [r for r in gen.records if r.policy == "weighted"]
+        weighted = [r for r in records if r.policy == "weighted"]
         if not weighted:
-            return gen.records[0].region  # a simple record: one answer
+            return records[0].region  # a simple record: one answer
         draw = random.Random(f"{self.seed}:{player_id}:{gen.number}").random()
         return pick_weighted(weighted, self._healthy, draw).region
 

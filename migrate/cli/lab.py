@@ -67,11 +67,11 @@ def _print(report, opts) -> None:
     elif aws:
         table = Table(title=f"Route 53 api.game.example (zone {aws.get('zone_id') or 'absent'}) · S3: "
                             f"{', '.join(aws.get('buckets') or []) or 'no bucket'}", title_justify="left")
-        for col in ("set identifier", "region", "weight", "ttl", "value", "health check"):
+        for col in ("name", "set identifier", "region", "weight", "ttl", "value", "health check"):
             table.add_column(col, overflow="fold")
         for r in aws.get("records") or []:
-            table.add_row(_text(r["set_identifier"]), _text(r["region"]), _text(r["weight"]),
-                          _text(r["ttl"]), ", ".join(r["values"]), _text(r["health_check_id"]))
+            table.add_row(r["name"].removesuffix(".game.example."), _text(r["set_identifier"]), _text(r["region"]),
+                          _text(r["weight"]), _text(r["ttl"]), ", ".join(r["values"]), _text(r["health_check_id"]))
         out.print(table)
 
 

@@ -238,6 +238,7 @@ class StatusReport:
     lock: Lock | None
     phases: list[dict[str, Any]]
     replication: list[dict[str, Any]]
+    routing: list[dict[str, Any]] = field(default_factory=list)  # per player geography, read live from Route 53
 
     def to_json(self) -> dict[str, Any]:
         lock = None
@@ -245,7 +246,7 @@ class StatusReport:
             lock = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
                     for k, v in self.lock.__dict__.items()}
         return {"env": self.env, "journal_serial": self.serial, "lock": lock,
-                "phases": self.phases, "replication": self.replication}
+                "phases": self.phases, "replication": self.replication, "routing": self.routing}
 
 
 def status(session: Session, with_replication: bool = True) -> StatusReport:
@@ -266,10 +267,28 @@ def status(session: Session, with_replication: bool = True) -> StatusReport:
                      "steps_total": len(steps), "last_error": ps.last_error,
                      "last_gate": ps.gates[-1] if ps.gates else None,
                      "updated_at": ps.updated_at.isoformat() if ps.updated_at else None})
-    replication = []
+    replication, routing = [], []
     if with_replication:
         replication = replication_report(session)
-    return StatusReport(session.env.name, state.serial, lock, rows, replication)
+        routing = routing_report(session)
+    return StatusReport(session.env.name, state.serial, lock, rows, replication, routing)
+
+
+def routing_report(session: Session) -> list[dict[str, Any]]:
+    """How Route 53 routes each player geography now (its pool's weights per region, or latency records),
+    read live; a geography whose routing cannot be read says why."""
+    try:
+        dns = session.providers.dns
+    except MigrateError as exc:
+        return [{"geography": None, "mode": "unknown", "error": exc.one_line()}]
+    out = []
+    for geography in session.spec.traffic_mix:
+        try:
+            routing = dns.pool(geography).routing()
+            out.append({"geography": geography, **routing.to_json()})
+        except MigrateError as exc:
+            out.append({"geography": geography, "mode": "unknown", "error": exc.one_line()})
+    return out
 
 
 def replication_report(session: Session) -> list[dict[str, Any]]:

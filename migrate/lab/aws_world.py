@@ -7,10 +7,13 @@ How DNS records map to regions (the contract the load generator and the phases r
   API name is a CNAME whose single value is such a name, so a record's value names its region
   (`region_of_value`). Clients then connect to that region through their geography's WAN link
   (`LabTopology.player_port(geography, region)`): DNS answers "which region", the lab answers "how".
-- Every record of the API name carries a routing policy and a SetIdentifier `<region>-<policy>`
-  (`set_identifier`): "us-east-1-weighted" (Weight 0..255), later "ap-northeast-1-latency" (Region).
-  Identifiers are unique across the whole zone because moto deletes records by SetIdentifier alone
-  (DESIGN §9). `region_of_record` maps a record to its region by SetIdentifier prefix, else by value.
+- Routing is scoped per player geography (migrate/providers/aws/dns.py builds it): the API name holds
+  one geolocation CNAME per geography (SetIdentifier "geo-<geography>") answering with the pool name
+  `<geography>.api.game.example` (`pool_name`); each pool holds the records of the regions serving that
+  geography, with a routing policy and a SetIdentifier `<region>-<geography>-<policy>` (`set_identifier`):
+  "us-east-1-apac-weighted" (Weight 0..255), later "ap-northeast-1-apac-latency" (Region). Identifiers
+  are unique across the whole zone because moto deletes records by SetIdentifier alone (DESIGN §9).
+  `region_of_record` maps a record to its region by SetIdentifier prefix, else by value.
 - TTL is `LAB_TTL_SECONDS` (5 s) in the lab.
 - Each region's record carries the Route 53 health check of that region's app, found by
   CallerReference `lab-api-<region>` (`health_check_reference`): Type HTTP, IPAddress 127.0.0.1,
@@ -32,6 +35,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,9 +80,15 @@ def region_of_value(value: str) -> str | None:
     return region if region in REGIONS else None
 
 
-def set_identifier(region: str, policy: str = "weighted") -> str:
-    """SetIdentifier of `region`'s record under `policy` ("weighted", "latency", ...): unique zone-wide."""
-    return f"{region}-{policy}"
+def set_identifier(region: str, policy: str = "weighted", geography: str | None = None) -> str:
+    """SetIdentifier of `region`'s record under `policy` ("weighted", "latency", ...) in `geography`'s pool
+    (None: on an unscoped name): unique zone-wide."""
+    return f"{region}-{geography}-{policy}" if geography else f"{region}-{policy}"
+
+
+def pool_name(geography: str) -> str:
+    """The name `geography`'s players are answered with by the API name's geolocation record."""
+    return f"{geography}.{API_NAME}"
 
 
 def region_of_record(record: dict[str, Any]) -> str | None:
@@ -197,14 +207,16 @@ def find_health_check(clients: LabAwsClients, region: str) -> dict[str, Any] | N
 
 
 def api_records(clients: LabAwsClients, zone: str) -> list[dict[str, Any]]:
-    """Every record of the API name in `zone`, as boto3 lists them, each with an added "LabRegion" key
-    naming the region it routes to (see region_of_record; "Region" stays the latency policy's field)."""
+    """Every record players' resolution can reach (the API name's and its geography pools'), as boto3 lists
+    them, each with an added "LabRegion" key naming the region it routes to (None for the geolocation
+    records, which answer with a pool; see region_of_record; "Region" stays the latency policy's field)."""
     records = []
     with _aws_errors("list resource record sets"):
         for page in clients.route53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zone):
             for record in page["ResourceRecordSets"]:
-                if record["Name"] == API_NAME:
-                    records.append({**record, "LabRegion": region_of_record(record)})
+                if record["Name"] == API_NAME or record["Name"].endswith("." + API_NAME):
+                    region = None if "GeoLocation" in record else region_of_record(record)
+                    records.append({**record, "LabRegion": region})
     return records
 
 
@@ -230,38 +242,6 @@ def ensure_hosted_zone(clients: LabAwsClients) -> tuple[str, bool]:
             Name=ZONE_NAME, CallerReference=ZONE_REFERENCE,
             HostedZoneConfig={"Comment": "migrate lab: the game's public zone", "PrivateZone": False})
     return zone["HostedZone"]["Id"], True
-
-
-def ensure_health_check(clients: LabAwsClients, topology: LabTopology, region: str) -> tuple[str, bool]:
-    """(health check id, created): the HTTP /health check of `region`'s app, created when absent."""
-    found = find_health_check(clients, region)
-    if found:
-        return found["Id"], False
-    with _aws_errors(f"create health check for {region}"):
-        check = clients.route53.create_health_check(
-            CallerReference=health_check_reference(region),
-            HealthCheckConfig={"Type": "HTTP", "IPAddress": "127.0.0.1", "Port": topology.app_ports[region],
-                               "ResourcePath": "/health", "FullyQualifiedDomainName": lb_name(region),
-                               "RequestInterval": 10, "FailureThreshold": 1})
-    return check["HealthCheck"]["Id"], True
-
-
-def ensure_weighted_record(clients: LabAwsClients, zone: str, region: str, weight: int,
-                           health_check_id: str | None) -> bool:
-    """Create `region`'s weighted API record with `weight` when absent; True when created. An existing
-    record is left as it is (its weight may have been shifted by a phase)."""
-    ident = set_identifier(region, "weighted")
-    if any(r.get("SetIdentifier") == ident for r in api_records(clients, zone)):
-        return False
-    record: dict[str, Any] = {"Name": API_NAME, "Type": "CNAME", "SetIdentifier": ident, "Weight": weight,
-                              "TTL": LAB_TTL_SECONDS, "ResourceRecords": [{"Value": lb_name(region)}]}
-    if health_check_id:
-        record["HealthCheckId"] = health_check_id
-    with _aws_errors(f"create the weighted record of {region}"):
-        clients.route53.change_resource_record_sets(
-            HostedZoneId=zone, ChangeBatch={"Comment": f"migrate lab: {region} weighted",
-                                            "Changes": [{"Action": "CREATE", "ResourceRecordSet": record}]})
-    return True
 
 
 def ensure_asset_bucket(clients: LabAwsClients, region: str) -> list[str]:
@@ -293,24 +273,45 @@ def ensure_asset_bucket(clients: LabAwsClients, region: str) -> list[str]:
 
 
 def ensure_source_world(topology: LabTopology) -> list[str]:
-    """The "before" control plane: zone, us-east-1's health check and weighted record (weight 100),
-    its asset bucket; each part created only when absent. The actions taken."""
+    """The "before" control plane: zone, us-east-1's health check, the API name routed per geography with
+    every pool on us-east-1 (weight 100), its asset bucket; each part created only when absent. The records
+    and the health check are made by the same Route 53 adapter the phases use. The actions taken."""
+    from migrate.providers.aws.dns import Route53Dns
+    from migrate.providers.protocols import ApiEndpoint
+
     clients = lab_aws_clients(topology)
     actions = []
     zone, created = ensure_hosted_zone(clients)
     if created:
         actions.append(f"created Route 53 zone {ZONE_NAME} ({zone})")
-    check, created = ensure_health_check(clients, topology, SOURCE_REGION)
-    if created:
-        actions.append(f"created Route 53 health check {check} (HTTP 127.0.0.1:"
-                       f"{topology.app_ports[SOURCE_REGION]}/health) for {SOURCE_REGION}")
-    if ensure_weighted_record(clients, zone, SOURCE_REGION, 100, check):
-        actions.append(f"created record {API_NAME} CNAME {lb_name(SOURCE_REGION)} "
-                       f"({set_identifier(SOURCE_REGION)}, weight 100, TTL {LAB_TTL_SECONDS} s)")
+    port = topology.app_ports[SOURCE_REGION]
+    endpoint = ApiEndpoint(SOURCE_REGION, "127.0.0.1", port, f"http://127.0.0.1:{port}")
+    dns = Route53Dns.for_lab(topology.moto_endpoint)
+    had_check = dns.health_check_id(SOURCE_REGION) is not None
+    with _dns_errors("health check of the source region"):
+        check = dns.ensure_health_check(SOURCE_REGION, endpoint)
+    if not had_check:
+        actions.append(f"created Route 53 health check {check} (HTTP 127.0.0.1:{port}/health) for {SOURCE_REGION}")
+    with _dns_errors("the API name's geography routing"):
+        front = dns.ensure_geography_front(SOURCE_REGION, {}, {SOURCE_REGION: endpoint})
+    if front["pools_created"] or front["front_changed"]:
+        actions.append(f"routed {API_NAME} per geography (geolocation → " + ", ".join(
+            f"{geo}: {pool}" for geo, pool in sorted(front["front"].items())) + f"), each pool CNAME "
+            f"{lb_name(SOURCE_REGION)} weight 100, TTL {LAB_TTL_SECONDS} s")
     made = ensure_asset_bucket(clients, SOURCE_REGION)
     if made:
         actions.append(f"created S3 {', '.join(made)}")
     return actions
+
+
+@contextmanager
+def _dns_errors(what: str):
+    from migrate.errors import MigrateError
+
+    try:
+        yield
+    except MigrateError as exc:
+        raise LabError(f"moto: {what}: {exc.one_line()}", hint="is the moto server up? `migrate lab status`") from exc
 
 
 # --- the moto process ------------------------------------------------------------------------------

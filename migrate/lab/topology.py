@@ -33,6 +33,8 @@ GEOGRAPHIES = ("apac", "na", "eu")
 # The region nearest each player geography, and the median last-mile round trip to it (DESIGN §2).
 GEO_NEAREST = {"apac": "ap-northeast-1", "na": "us-east-1", "eu": "eu-central-1"}
 LAST_MILE_MS = {"apac": 25.0, "na": 25.0, "eu": 20.0}
+# The continent Route 53's geolocation sees each player geography's resolvers in.
+GEO_CONTINENT = {"apac": "AS", "na": "NA", "eu": "EU"}
 
 
 def rtt_ms(a: str, b: str) -> float:

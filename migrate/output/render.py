@@ -87,10 +87,21 @@ def outcome_text(o: RunOutcome) -> str:
         lines.append(f"  {s['result']:>12}  {s['id']}  {s['title']}")
     for step_id, outputs in o.outputs.items():
         if outputs:
-            lines.append(f"  outputs of {step_id}: " + ", ".join(f"{k}={v}" for k, v in outputs.items()))
+            lines.append(f"  outputs of {step_id}: " + ", ".join(f"{k}={_short(v)}" for k, v in outputs.items()))
     if o.note:
         lines.append(o.note)
     return "\n".join(lines)
+
+
+OUTPUT_VALUE_CHARS = 160  # a console line stays readable; `--output json` and `migrate history` keep it whole
+
+
+def _short(value) -> str:
+    """A step output for the console: long values (a whole shadow report) are cut, saying where they are."""
+    text = str(value)
+    if len(text) <= OUTPUT_VALUE_CHARS:
+        return text
+    return text[:OUTPUT_VALUE_CHARS] + f"… ({len(text):,} chars; whole in --output json)"
 
 
 def status_tables(report: StatusReport) -> list[Table]:
@@ -121,7 +132,28 @@ def status_tables(report: StatusReport) -> list[Table]:
         else:
             repl.add_row(r["region"], r["state"], _num(r["lag_seconds"]), _num(r["lag_bytes"]),
                          r["replay_lsn"] or "", r["reader_endpoint"] or "")
-    return [lock, phases, repl]
+    tables = [lock, phases, repl]
+    if report.routing:
+        tables.append(_routing_table(report.routing))
+    return tables
+
+
+def _routing_table(rows: list[dict]) -> Table:
+    """Route 53 per player geography: where its players go now (weights, or latency records)."""
+    table = Table(title="routing per player geography (Route 53, live)", title_justify="left")
+    for col in ("geography", "mode", "regions", "health checks", "TTL (s)"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        if "error" in r:
+            table.add_row(r["geography"] or "—", r["mode"], r["error"], "", "")
+            continue
+        if r["mode"] == "latency":
+            regions = "latency: " + ", ".join(r["latency"])
+        else:
+            regions = ", ".join(f"{region} {weight}" for region, weight in r["weights"].items()) or "none"
+        checks = ", ".join(f"{region} {'✓' if check else '—'}" for region, check in r["health_checks"].items())
+        table.add_row(r["geography"], r["mode"], regions, checks, str(r["ttl_seconds"]))
+    return table
 
 
 def _num(v) -> str:

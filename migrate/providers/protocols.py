@@ -211,7 +211,14 @@ class ObjectStore(Protocol):
 
 
 class Dns(Protocol):
-    """Route 53: the API name's records and health checks."""
+    """Route 53: the API name's records and health checks. Routing is scoped per player geography: the API
+    name answers each geography with its own pool name, whose records pick the region (aws/dns.py)."""
+
+    def pool(self, geography: str) -> Dns:
+        """The same adapter bound to `geography`'s pool name: weights and records there; pure."""
+
+    def geography_front(self) -> dict[str, str]:
+        """geography → the pool name the API name answers its players with ({} when unscoped); read-only."""
 
     def ensure_health_check(self, region: str, endpoint: ApiEndpoint) -> str:
         """An HTTP health check on the region's /health, found by its caller reference; returns its id."""
@@ -223,10 +230,11 @@ class Dns(Protocol):
         """Read-only."""
 
     def set_weight(self, region: str, weight: int, endpoint: ApiEndpoint | None = None) -> dict:
-        """UPSERT the region's weighted record (SetIdentifier '<region>-weighted'); returns the change info."""
+        """UPSERT the region's weighted record of this name (SetIdentifier '<region>[-<geography>]-weighted');
+        returns the change info."""
 
     def delete_weighted(self, region: str) -> None:
         """Remove the region's weighted record; a no-op when absent."""
 
     def weights(self) -> dict[str, int]:
-        """region → weight of every weighted record of the API name; read-only."""
+        """region → weight of every weighted record of this name (the API name, or the pool's); read-only."""

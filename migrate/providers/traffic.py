@@ -54,7 +54,8 @@ class Routing:
 
 
 class TrafficDns(Protocol):
-    """Route 53 abilities shift-traffic needs on top of protocols.Dns (same adapter, same record names)."""
+    """Route 53 abilities shift-traffic needs on top of protocols.Dns (same adapter, same record names); each
+    acts on the name the adapter is bound to: one geography's pool (protocols.Dns.pool)."""
 
     def record_ttl(self) -> int:
         """Seconds a resolver keeps an answer of the API name (lab 5, AWS 60 for ALIAS to an ALB); pure."""
@@ -127,10 +128,15 @@ class WindowPlan:
 
     regions: tuple[str, ...]  # every region with an API: requests and errors are counted for each
     serving: tuple[str, ...]  # regions that should carry players now (probed; no request there is "no data")
-    routing: Routing  # how players reach regions now (lab: which links to probe, how to mix latencies)
+    routing: Routing  # how the shifted geography's pool routes its players now
     geographies: tuple[str, ...]  # player geographies to report a p95 for
     mix: Mapping[str, float]  # geography → share of players (the spec's traffic_mix)
     lag_region: str | None  # whose replication lag to sample (the target's secondary)
+    routes: Mapping[str, Routing] = field(default_factory=dict)  # geography → its pool's routing (absent: `routing`)
+
+    def route_of(self, geography: str) -> Routing:
+        """How `geography`'s players are routed now (lab: which links to probe, how to mix latencies)."""
+        return self.routes.get(geography, self.routing)
 
 
 class MetricsWindow(Protocol):

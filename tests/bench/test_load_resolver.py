@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from moto.server import ThreadedMotoServer
 
-from bench.load.resolver import (API_NAME, ZONE_NAME, HealthCheckers, Record, Resolver, parse_records,
+from bench.load.resolver import (API_NAME, ZONE_NAME, HealthCheckers, Record, ResolveError, Resolver, parse_records,
                                  pick_weighted, route53_client)
 from migrate.lab.pg import free_port
 
@@ -294,3 +294,54 @@ def test_a_missing_zone_is_an_error_until_records_exist(moto_endpoint):
     resolver = Resolver(route53_client(moto_endpoint))
     with pytest.raises(ResolveError):
         resolver.resolve("apac", 1)
+
+
+# --- routing scoped per geography: geolocation records in front of per-geography pools -------------
+def geo_front(client, zone: str, pools: dict[str, dict]) -> None:
+    """The API name answers AS with the apac pool, EU with the eu pool, everyone else (*) with the na pool."""
+    where = {"apac": {"ContinentCode": "AS"}, "eu": {"ContinentCode": "EU"}, "na": {"CountryCode": "*"}}
+    changes = [{"Action": "UPSERT", "ResourceRecordSet": {
+        "Name": API_NAME, "Type": "CNAME", "TTL": TTL, "SetIdentifier": f"geo-{geo}", "GeoLocation": where[geo],
+        "ResourceRecords": [{"Value": f"{geo}.{API_NAME}"}]}} for geo in where]
+    for geo, weights in pools.items():
+        for region, weight in weights.items():
+            changes.append({"Action": "UPSERT", "ResourceRecordSet": {
+                "Name": f"{geo}.{API_NAME}", "Type": "CNAME", "TTL": TTL, "SetIdentifier": f"{region}-{geo}-weighted",
+                "Weight": weight, "ResourceRecords": [{"Value": f"{region}.lb.game.example"}]}})
+    client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": changes})
+
+
+def test_a_geography_pool_moves_only_its_own_players(r53):
+    client, zone = r53
+    geo_front(client, zone, {"apac": {US: 50, AP: 50}, "eu": {US: 100}, "na": {US: 100}})
+    resolver = Resolver(client, clock=FakeClock())
+    apac = shares(resolver, "apac")
+    assert set(apac) == {US, AP} and 0.35 < apac[AP] / len(PLAYERS) < 0.65
+    assert shares(resolver, "eu") == Counter({US: len(PLAYERS)})  # EU players never see Tokyo
+    assert shares(resolver, "na") == Counter({US: len(PLAYERS)})  # NA has no continent record: the default
+
+
+def test_a_pool_of_latency_records_sends_its_geography_to_the_nearest_region(r53):
+    client, zone = r53
+    geo_front(client, zone, {"eu": {US: 100}, "na": {US: 100}})
+    for region in (US, AP):
+        client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT",
+            "ResourceRecordSet": {"Name": f"apac.{API_NAME}", "Type": "CNAME", "TTL": TTL, "Region": region,
+                                  "SetIdentifier": f"{region}-apac-latency",
+                                  "ResourceRecords": [{"Value": f"{region}.lb.game.example"}]}}]})
+    resolver = Resolver(client, clock=FakeClock())
+    assert shares(resolver, "apac") == Counter({AP: len(PLAYERS)})
+    assert shares(resolver, "eu") == Counter({US: len(PLAYERS)})
+    assert {r.region for r in resolver.records} == {US, AP}
+
+
+def test_a_geography_without_a_record_or_default_cannot_resolve(r53):
+    client, zone = r53
+    client.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{"Action": "UPSERT",
+        "ResourceRecordSet": {"Name": API_NAME, "Type": "CNAME", "TTL": TTL, "SetIdentifier": "geo-apac",
+                              "GeoLocation": {"ContinentCode": "AS"},
+                              "ResourceRecords": [{"Value": f"apac.{API_NAME}"}]}}]})
+    upsert(client, zone, US, weight=100)  # a flat record on the API name is not reached once geolocation exists
+    resolver = Resolver(client, clock=FakeClock())
+    with pytest.raises(ResolveError, match="no geolocation record for eu players"):
+        resolver.resolve("eu", 1)

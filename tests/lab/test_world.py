@@ -17,7 +17,7 @@ import pytest
 from migrate.errors import LabError
 from migrate.lab import processes
 from migrate.lab.aws_world import (API_NAME, LAB_TTL_SECONDS, bucket_name, lab_aws_clients, lb_name,
-                                   probe_health, region_of_record, set_identifier, zone_id)
+                                   pool_name, probe_health, region_of_record, set_identifier, zone_id)
 from migrate.lab.pg import free_port, port_open
 from migrate.lab.topology import GEOGRAPHIES, REGIONS, SOURCE_REGION, LabTopology, link_rtt_ms, wan_link_names
 from migrate.lab.world import (lab_down, lab_status, lab_up, start_region_app, start_region_redis,
@@ -96,26 +96,31 @@ def test_players_reach_the_app_through_their_links(world):
     assert statistics.median(samples) >= 0.9 * rtt, samples
 
 
-def test_route53_holds_the_weighted_api_record_and_its_health_check(world):
+def test_route53_routes_each_geography_to_a_pool_holding_us_east_1_with_its_health_check(world):
     lab_dir, _ = world
     t = LabTopology.load(lab_dir)
     aws = lab_aws_clients(t)
     zone = zone_id(t)
-    records = [r for r in aws.route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
-               if r["Name"] == API_NAME]
-    assert len(records) == 1
-    record = records[0]
-    assert record["Type"] == "CNAME" and record["SetIdentifier"] == set_identifier(US) == "us-east-1-weighted"
-    assert record["Weight"] == 100 and record["TTL"] == LAB_TTL_SECONDS
-    assert record["ResourceRecords"] == [{"Value": lb_name(US)}]
-    assert region_of_record(record) == US
+    listed = aws.route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    front = {r["SetIdentifier"]: r for r in listed if r["Name"] == API_NAME}
+    assert set(front) == {"geo-apac", "geo-eu", "geo-na"}
+    assert front["geo-apac"]["ResourceRecords"] == [{"Value": pool_name("apac")}]
+    for geography in ("apac", "eu", "na"):
+        records = [r for r in listed if r["Name"] == pool_name(geography)]
+        assert len(records) == 1
+        record = records[0]
+        assert record["Type"] == "CNAME"
+        assert record["SetIdentifier"] == set_identifier(US, geography=geography) == f"us-east-1-{geography}-weighted"
+        assert record["Weight"] == 100 and record["TTL"] == LAB_TTL_SECONDS
+        assert record["ResourceRecords"] == [{"Value": lb_name(US)}]
+        assert region_of_record(record) == US
     check = aws.route53.get_health_check(HealthCheckId=record["HealthCheckId"])["HealthCheck"]
     config = check["HealthCheckConfig"]
     assert config["Type"] == "HTTP" and config["ResourcePath"] == "/health"
     assert config["Port"] == t.app_ports[US]
     assert probe_health(config)
     assert components(lab_status(lab_dir))["moto"]["state"] == "running"
-    assert lab_status(lab_dir).aws["records"][0]["region"] == US
+    assert {r["region"] for r in lab_status(lab_dir).aws["records"]} == {US, None}
 
 
 def test_the_asset_bucket_serves_the_apps_asset_urls(world):

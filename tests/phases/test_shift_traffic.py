@@ -145,12 +145,18 @@ def last_serial() -> int:
     return events[-1]["serial"] if events else 0
 
 
-def routing(lab) -> tuple[dict[str, int], dict[str, str | None]]:
-    """(weights, latency region → health check) of api.game.example, read from moto."""
-    records = aws_world.api_records(aws_world.lab_aws_clients(lab), aws_world.zone_id(lab))
+def routing(lab, geography: str = "apac") -> tuple[dict[str, int], dict[str, str | None]]:
+    """(weights, latency region → health check) of the geography's pool, read from moto."""
+    records = [r for r in aws_world.api_records(aws_world.lab_aws_clients(lab), aws_world.zone_id(lab))
+               if r["Name"] == aws_world.pool_name(geography)]
     weights = {r["LabRegion"]: r["Weight"] for r in records if "Weight" in r}
     latency = {r["Region"]: r.get("HealthCheckId") for r in records if "Region" in r}
     return weights, latency
+
+
+def assert_other_geographies_untouched(lab) -> None:
+    for geography in ("na", "eu"):
+        assert routing(lab, geography) == ({SOURCE: 100}, {}), geography
 
 
 def assert_shifted(lab) -> None:
@@ -161,12 +167,14 @@ def assert_shifted(lab) -> None:
     resolver = Resolver(route53_client(lab.moto_endpoint))
     resolver.refresh(force=True)
     assert [resolver.resolve(g, 7) for g in ("apac", "na", "eu")] == [REGION, SOURCE, SOURCE]
+    assert_other_geographies_untouched(lab)
 
 
 def assert_back_on_source(lab) -> None:
     weights, latency = routing(lab)
     assert latency == {}
     assert weights == {SOURCE: 100, REGION: 0}
+    assert_other_geographies_untouched(lab)
 
 
 def wait_for(predicate, what: str, timeout: float = 120.0):

@@ -19,6 +19,7 @@ from tests.cli_helpers import migrate
 from tests.conftest import SPEC
 
 REGION = "ap-northeast-1"
+HOME = {"ap-northeast-1": "apac", "eu-central-1": "eu"}  # the geography each region's pool serves
 STEP_IDS = [s.id for s in StandUpRegion().steps(None)]
 
 
@@ -38,9 +39,11 @@ def assert_stood_up(lab, region=REGION):
     response = httpx.get(f"{lab.player_url('apac', region)}/health", timeout=10)
     assert response.status_code == 200 and response.json()["region"] == region
     records = weighted_records(lab)
-    assert records[f"{region}-weighted"]["Weight"] == 0
-    assert records[f"{region}-weighted"].get("HealthCheckId")
-    assert records["us-east-1-weighted"]["Weight"] == 100  # the source keeps every player
+    geo = HOME[region]
+    assert records[f"{region}-{geo}-weighted"]["Weight"] == 0  # in its own geography's pool only
+    assert records[f"{region}-{geo}-weighted"].get("HealthCheckId")
+    assert not [i for i in records if i.startswith(region) and not i.startswith(f"{region}-{geo}-")]
+    assert records[f"us-east-1-{geo}-weighted"]["Weight"] == 100  # the source keeps every player
     s3 = aws_world.lab_aws_clients(lab).s3
     rules = s3.get_bucket_replication(Bucket="game-assets-us-east-1")["ReplicationConfiguration"]["Rules"]
     assert any(r["Destination"]["Bucket"].endswith(f"game-assets-{region}") for r in rules)
@@ -54,8 +57,8 @@ def assert_stood_up(lab, region=REGION):
 
 
 def assert_nothing_left(lab, region=REGION):
-    assert f"{region}-weighted" not in weighted_records(lab)
-    assert weighted_records(lab)["us-east-1-weighted"]["Weight"] == 100
+    assert not [i for i in weighted_records(lab) if i.startswith(region)]
+    assert all(weighted_records(lab)[f"us-east-1-{g}-weighted"]["Weight"] == 100 for g in ("apac", "eu", "na"))
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{lab.app_url(region)}/health", timeout=2)
     s3 = aws_world.lab_aws_clients(lab).s3

@@ -17,7 +17,7 @@ CONSUMED_OUTPUTS = {
     "aurora_cluster_id", "aurora_cluster_arn", "aurora_cluster_endpoint", "aurora_reader_endpoint",
     "redis_replication_group_id", "redis_primary_endpoint",
     "assets_bucket_name", "cloudfront_domain_name", "cloudfront_distribution_id",
-    "health_check_id", "api_record_name", "weighted_set_identifier", "latency_record_name",
+    "health_check_id", "api_record_name", "weighted_set_identifier", "pool_record_name",
     "latency_set_identifier", "alarm_names",
 }
 
@@ -110,26 +110,24 @@ def _module_resources(kind: str) -> dict[str, dict]:
     return found
 
 
-def test_route53_records_weighted_and_latency_with_unique_set_identifiers():
+def test_route53_weighted_record_lives_in_its_geography_pool_with_unique_set_identifiers():
     locals_ = {}
     for path in MODULE.glob("*.tf"):
         for entry in _load(path).get("locals", []):
             locals_.update(entry)
-    assert locals_["weighted_set_identifier"] == "${local.region}-weighted"
-    assert locals_["latency_set_identifier"] == "${local.region}-latency"
+    # the same names migrate/providers/aws/dns.py uses, unique zone-wide (moto deletes by identifier alone)
+    assert locals_["pool_record_name"] == "${var.geography}.${var.api_record_name}"
+    assert locals_["weighted_set_identifier"] == "${local.region}-${var.geography}-weighted"
+    assert locals_["latency_set_identifier"] == "${local.region}-${var.geography}-latency"
 
     records = _module_resources("aws_route53_record")
-    weighted, latency = records["api_weighted"], records["api_latency"]
-    assert weighted["name"] == "${var.api_record_name}"
+    weighted = records["api_weighted"]
+    assert "api_latency" not in records  # the pool's latency records are shift-traffic's end state, not Terraform's
+    assert weighted["name"] == "${local.pool_record_name}"
     assert weighted["set_identifier"] == "${local.weighted_set_identifier}"
     assert weighted["weighted_routing_policy"][0]["weight"] == "${var.api_weight}"
-    # Route 53 refuses two routing policies on one name: the latency set has its own name.
-    assert latency["name"] == "${var.latency_record_name}"
-    assert latency["set_identifier"] == "${local.latency_set_identifier}"
-    assert latency["latency_routing_policy"][0]["region"] == "${local.region}"
-    for record in (weighted, latency):
-        assert record["health_check_id"] == "${aws_route53_health_check.api.id}"
-        assert record["alias"][0]["evaluate_target_health"] is True
+    assert weighted["health_check_id"] == "${aws_route53_health_check.api.id}"
+    assert weighted["alias"][0]["evaluate_target_health"] is True
 
 
 def test_weighted_record_weight_defaults_to_zero_in_the_module():

@@ -10,8 +10,17 @@ same boto3 calls run against it. What differs is data, given to the constructor:
   (5 s), and the health check is HTTP on 127.0.0.1:<the region's app port>/health, carrying the LB
   name as its FQDN; see migrate/lab/aws_world.py, whose conventions the lab factory passes in.
 
-Set identifiers are "<region>-weighted" (and "<region>-latency" for latency records): unique across every
-name of the zone, because moto's DELETE matches on the SetIdentifier alone (DESIGN §9).
+Routing is scoped per player geography (`pool`): the API name holds one GEOLOCATION record per
+geography (SetIdentifier "geo-<geography>", `GEO_LOCATIONS`) answering with that geography's pool name
+"<geography>.api.game.example", and each pool holds the weighted (later latency) records of the regions
+serving that geography. A weighted step of shift-traffic therefore moves only its own geography's
+players: APAC at 50 % sends half of APAC to Tokyo and no EU or NA player. Weighted records alone (one
+set on the API name) would move p % of every geography. `ensure_geography_front` builds the front once
+(the lab does it at `lab up`; on AWS it is the one-time change the shift-traffic runbook shows).
+
+Set identifiers are "<region>-<geography>-weighted" and "<region>-<geography>-latency" in a pool
+("<region>-weighted" on an unscoped name): unique across every name of the zone, because moto's DELETE
+matches on the SetIdentifier alone (DESIGN §9).
 
 shift-traffic's abilities (migrate/providers/traffic.py, TrafficDns): the weighted set changed in one batch
 (`set_weights`), and the swap between weighted and latency routing (`use_latency_routing`,
@@ -25,6 +34,7 @@ Every AWS call goes through `clients.call`, so only ProviderError / TransientPro
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 import logging
 import os
@@ -53,6 +63,11 @@ ALIAS_STYLE, CNAME_STYLE = "alias", "cname"
 HEALTH_CHECK_GONE = frozenset({"NoSuchHealthCheck"})
 LB_NOT_FOUND = frozenset({"LoadBalancerNotFound"})
 _REGION_RE = r"[a-z]{2}(?:-gov)?-[a-z]+-\d+"
+# Where Route 53 finds each player geography (DESIGN §10 names). NA is the default location: every player
+# outside Asia and Europe stays with the source region's geography until a region is shifted for them.
+GEO_LOCATIONS: dict[str, dict[str, str]] = {"apac": {"ContinentCode": "AS"}, "eu": {"ContinentCode": "EU"},
+                                            "na": {"CountryCode": "*"}}
+FRONT_SET_IDENTIFIER = "geo-{geography}"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
@@ -190,6 +205,28 @@ class Route53Dns:
         self._sleep = sleep
         self._clock = clock
         self._zone_id: str | None = None
+        self.geography: str | None = None  # the pool this adapter is bound to (see `pool`); None: the API name
+        self.api_name = self.record_name  # the name players resolve (the front, when routing is scoped)
+
+    def pool(self, geography: str) -> Route53Dns:
+        """This adapter bound to `geography`'s pool "<geography>.<API name>": same zone, clients and health
+        checks; weighted/latency records and set identifiers "<region>-<geography>-<policy>" (pure)."""
+        if geography not in GEO_LOCATIONS:
+            raise ProviderError(f"unknown player geography {geography!r}", where="aws",
+                                hint="one of " + ", ".join(sorted(GEO_LOCATIONS)))
+        bound = copy.copy(self)
+        bound.geography = geography
+        bound.record_name = fqdn(f"{geography}.{self.api_name}")
+        bound._set_identifier = _in_pool(self._root_template(self._set_identifier), geography)
+        bound._set_identifier_re = _template_regex(bound._set_identifier)
+        bound._latency_set_identifier = _in_pool(self._root_template(self._latency_set_identifier), geography)
+        bound._latency_re = _template_regex(bound._latency_set_identifier)
+        return bound
+
+    def _root_template(self, template: str) -> str:
+        if self.geography is None:
+            return template
+        return template.replace(f"{{region}}-{self.geography}-", "{region}-", 1)
 
     @classmethod
     def for_lab(cls, moto_endpoint: str, **overrides: Any) -> Route53Dns:
@@ -279,7 +316,81 @@ class Route53Dns:
                 checks[latent.group("region")] = record.get("HealthCheckId")
         return Routing(weights=weights, latency=tuple(sorted(latency)), ttl_seconds=self.ttl, health_checks=checks)
 
+    def geography_front(self) -> dict[str, str]:
+        """geography → the pool name its players get from the API name's geolocation records; {} when the API
+        name is not scoped by geography (a flat weighted set); read-only."""
+        front: dict[str, str] = {}
+        for record in self._records_of(self.api_name):
+            ident = record.get("SetIdentifier") or ""
+            geography = ident.removeprefix("geo-")
+            if "GeoLocation" not in record or not ident.startswith("geo-") or geography not in GEO_LOCATIONS:
+                continue
+            target = ((record.get("AliasTarget") or {}).get("DNSName")
+                      or next((v["Value"] for v in record.get("ResourceRecords") or []), ""))
+            front[geography] = fqdn(target)
+        return front
+
     # ------------------------------------------------------------ changes
+
+    def ensure_geography_front(self, source_region: str, homes: Mapping[str, str],
+                               endpoints: Mapping[str, ApiEndpoint]) -> dict:
+        """Scope routing by geography (idempotent): every pool of GEO_LOCATIONS gets the source region's
+        weighted record at weight 100 (a region already on the flat set moves into its home geography's pool
+        with its weight: `homes` is region → geography), then ONE batch swaps the API name's flat weighted
+        records for the geolocation records, so players see the old routing or the new one, never neither.
+        `endpoints` (region → ApiEndpoint) make records that do not exist yet. Returns what changed."""
+        self._guard.check()
+        flat = {r: w for r, w in self.weights().items()}
+        made: list[str] = []
+        for geography in GEO_LOCATIONS:
+            pool = self.pool(geography)
+            have = pool.weights()
+            homed = {r: w for r, w in flat.items() if homes.get(r) == geography and r != source_region}
+            # The home geography keeps the flat split it had; every other geography is all on the source.
+            wanted = {source_region: flat.get(source_region, 100) if homed else 100, **homed}
+            for region, weight in sorted(wanted.items()):
+                if region in have:
+                    continue
+                existing = self.weighted_record(region)
+                endpoint = endpoints.get(region)
+                if existing is None and endpoint is None:
+                    raise ProviderError(f"cannot make {region}'s record in the {geography} pool: its endpoint is "
+                                        f"unknown", where="aws", hint=f"is {region}'s API deployed?")
+                record = pool._desired_record(region, weight, endpoint, None) if existing is None else {
+                    **{k: v for k, v in existing.items() if k not in ("Name", "SetIdentifier")},
+                    "Name": pool.record_name, "SetIdentifier": pool.set_identifier(region), "Weight": weight}
+                answer = call(self._r53(), "change_resource_record_sets", CONTROL_REGION, HostedZoneId=self.zone_id(),
+                              ChangeBatch={"Comment": f"migrate: {region} in the {geography} pool",
+                                           "Changes": [{"Action": "UPSERT", "ResourceRecordSet": record}]})
+                self._wait_insync(answer["ChangeInfo"])
+                made.append(f"{pool.set_identifier(region)} weight {weight}")
+        changes: list[dict] = []
+        current = {r.get("SetIdentifier"): r for r in self._records_of(self.api_name)}
+        for geography, location in GEO_LOCATIONS.items():
+            desired = self._front_record(geography, location)
+            if not _same_record(current.get(desired["SetIdentifier"]), desired):
+                changes.append({"Action": "UPSERT", "ResourceRecordSet": desired})
+        if changes:
+            for record in current.values():
+                if "Weight" in record or "Region" in record:  # one routing policy per name: the flat set goes
+                    changes.append({"Action": "DELETE", "ResourceRecordSet": record})
+            answer = call(self._r53(), "change_resource_record_sets", CONTROL_REGION, HostedZoneId=self.zone_id(),
+                          ChangeBatch={"Comment": "migrate: route each player geography to its own pool",
+                                       "Changes": changes})
+            self._wait_insync(answer["ChangeInfo"])
+        return {"pools_created": made, "front_changed": bool(changes), "front": self.geography_front()}
+
+    def _front_record(self, geography: str, location: Mapping[str, str]) -> dict:
+        """The API name's geolocation record for `geography`: CNAME (lab) or ALIAS in the same zone (AWS)."""
+        pool = fqdn(f"{geography}.{self.api_name}")
+        record: dict[str, Any] = {"Name": self.api_name, "SetIdentifier": FRONT_SET_IDENTIFIER.format(geography=geography),
+                                  "GeoLocation": dict(location)}
+        if self.record_style == CNAME_STYLE:
+            record.update(Type="CNAME", TTL=self.ttl, ResourceRecords=[{"Value": pool}])
+        else:
+            record.update(Type="A", AliasTarget={"HostedZoneId": self.zone_id().rsplit("/", 1)[-1], "DNSName": pool,
+                                                 "EvaluateTargetHealth": True})
+        return record
 
     def ensure_health_check(self, region: str, endpoint: ApiEndpoint) -> str:
         """Find the region's check (by caller reference, else the one its weighted record carries, e.g. the
@@ -475,13 +586,18 @@ class Route53Dns:
         return self._clients("route53", CONTROL_REGION)
 
     def _api_records(self) -> list[dict]:
-        """Every record of the API name, read from the first record at that name on (names are listed in order)."""
+        """Every record of the name this adapter routes (the API name, or its pool's name)."""
+        return self._records_of(self.record_name)
+
+    def _records_of(self, name: str) -> list[dict]:
+        """Every record of `name`, read from the first record at that name on (names are listed in order)."""
+        name = fqdn(name)
         records: list[dict] = []
-        params: dict[str, Any] = {"HostedZoneId": self.zone_id(), "StartRecordName": self.record_name}
+        params: dict[str, Any] = {"HostedZoneId": self.zone_id(), "StartRecordName": name}
         while True:
             page = call(self._r53(), "list_resource_record_sets", CONTROL_REGION, **params) or {}
             for record in page.get("ResourceRecordSets", []):
-                if fqdn(record["Name"]) != self.record_name:
+                if fqdn(record["Name"]) != name:
                     return records
                 records.append(record)
             if not page.get("IsTruncated"):
@@ -603,6 +719,11 @@ class Route53Dns:
             self._sleep(self._poll_interval)
             change = call(self._r53(), "get_change", CONTROL_REGION, Id=change["Id"])["ChangeInfo"]
         return change
+
+
+def _in_pool(template: str, geography: str) -> str:
+    """"{region}-weighted" → "{region}-apac-weighted": a pool's set identifiers stay unique zone-wide."""
+    return template.replace("{region}", "{region}-" + geography, 1)
 
 
 def _same_record(listed: dict | None, desired: dict) -> bool:

@@ -21,8 +21,8 @@
   notes: the region's server-time histogram shifted by the measured
   round trip of the geography's link to it (the median of the probes; the topology's figure until a
   probe answered), mixed over the regions by the share of that geography's requests they serve —
-  weighted records are blind to geography, so every geography's share of a region is its share of
-  the players; under latency records a geography goes to its nearest serving region. A 409
+  each geography has its own Route 53 pool: its weights split it, or under latency records it goes to
+  its nearest serving region. A 409
   (wrong_region) is a hand-off, not an answer: the client follows it to the region serving the
   player's home (the lab's home routing), so it counts once, with both round trips, and the followed
   leg is taken out of the serving region's count. Samples = the requests the estimate is over.
@@ -196,9 +196,9 @@ class LabMetricsWindow:
         self._closed = False
 
     def _route(self, geography: str) -> dict[str, float]:
-        """region → share of `geography`'s players it serves now (by the routing the window watches)."""
-        routing = self.plan.routing
-        serving = [r for r in self.plan.serving if r in self.plan.regions]
+        """region → share of `geography`'s players it serves now (by the routing of that geography's pool)."""
+        routing = self.plan.route_of(geography)
+        serving = [r for r in routing.serving() if r in self.plan.regions]
         if not serving:
             return {}
         if routing.mode == "latency":
@@ -307,14 +307,9 @@ class LabMetricsWindow:
 
     def _fraction(self, geography: str, region: str) -> float:
         """The share of `region`'s requests that come from `geography`'s players."""
-        share = self.plan.mix.get(geography, 0.0)
-        if region not in self._route(geography):
-            return 0.0
-        if self.plan.routing.mode == "latency":
-            # The region serves every geography whose nearest serving region it is.
-            served = [g for g in self.plan.geographies if region in self._route(g)]
-            return share / (sum(self.plan.mix.get(g, 0.0) for g in served) or 1.0)
-        return share  # weighted records: every geography alike
+        mine = self.plan.mix.get(geography, 0.0) * self._route(geography).get(region, 0.0)
+        every = sum(self.plan.mix.get(g, 0.0) * self._route(g).get(region, 0.0) for g in self.plan.geographies)
+        return mine / every if every > 0 else 0.0
 
     def _link_ms(self, geography: str, region: str, notes: list[str]) -> float:
         link = self.links.get((geography, region))

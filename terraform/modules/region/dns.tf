@@ -1,15 +1,17 @@
 # Route 53 for the region (hosted zone game.example):
 #
-#   api.game.example            weighted alias → this region's ALB, set "<region>-weighted",
-#                               weight var.api_weight (0 at stand-up; stepped by shift-traffic)
-#   latency.api.game.example    latency alias  → this region's ALB, set "<region>-latency"
-#   assets_domain_name          A and AAAA aliases → this region's CloudFront distribution
+#   <geography>.api.game.example   weighted alias → this region's ALB, set "<region>-<geography>-weighted",
+#                                  weight var.api_weight (0 at stand-up; stepped by shift-traffic)
+#   assets_domain_name             A and AAAA aliases → this region's CloudFront distribution
 #
-# Route 53 refuses two routing policies on one name and type, so the latency set lives on its own
-# name. The end state of shift-traffic follows AWS's "transitioning to latency-based routing"
-# pattern: one more weighted alias on api.game.example points at latency.api.game.example and
-# takes the whole weight, while the per-region weighted records drop to 0. Both records of the
-# region answer only while its health check passes.
+# Routing is scoped per player geography: api.game.example holds one geolocation alias per geography
+# ("geo-<geography>") answering with that geography's pool name, so shift-traffic moves one geography
+# at a time. The front and each pool's source-region record are the source's (made once, see
+# runbooks/shift-traffic.md); this module adds the region's weight-0 record to its geography's pool.
+# shift-traffic's end state swaps the pool's weighted records for latency records
+# ("<region>-<geography>-latency", with this health check) in one change batch — the phase owns the
+# pool's routing from then on. After that swap, do not re-apply this root with the weighted record
+# in it (Route 53 refuses a second routing policy on the pool name): the runbook says how.
 
 resource "aws_route53_health_check" "api" {
   fqdn              = aws_lb.api.dns_name
@@ -26,7 +28,7 @@ resource "aws_route53_health_check" "api" {
 
 resource "aws_route53_record" "api_weighted" {
   zone_id        = var.hosted_zone_id
-  name           = var.api_record_name
+  name           = local.pool_record_name
   type           = "A"
   set_identifier = local.weighted_set_identifier
 
@@ -47,25 +49,6 @@ resource "aws_route53_record" "api_weighted" {
   lifecycle {
     ignore_changes = [weighted_routing_policy]
   }
-}
-
-resource "aws_route53_record" "api_latency" {
-  zone_id        = var.hosted_zone_id
-  name           = var.latency_record_name
-  type           = "A"
-  set_identifier = local.latency_set_identifier
-
-  latency_routing_policy {
-    region = local.region
-  }
-
-  alias {
-    name                   = aws_lb.api.dns_name
-    zone_id                = aws_lb.api.zone_id
-    evaluate_target_health = true
-  }
-
-  health_check_id = aws_route53_health_check.api.id
 }
 
 resource "aws_route53_record" "assets" {

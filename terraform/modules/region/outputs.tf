@@ -132,7 +132,7 @@ output "api_record_name" {
 }
 
 output "weighted_set_identifier" {
-  description = "Set identifier of the region's weighted record on api_record_name (shift-traffic steps its weight)."
+  description = "Set identifier of the region's weighted record in pool_record_name (shift-traffic steps its weight)."
   value       = local.weighted_set_identifier
 }
 
@@ -141,13 +141,13 @@ output "api_weight" {
   value       = var.api_weight
 }
 
-output "latency_record_name" {
-  description = "Name of the latency record set that api_record_name points to at the end of shift-traffic."
-  value       = var.latency_record_name
+output "pool_record_name" {
+  description = "Name of the geography pool holding the region's weighted record (later its latency record)."
+  value       = local.pool_record_name
 }
 
 output "latency_set_identifier" {
-  description = "Set identifier of the region's latency record on latency_record_name."
+  description = "Set identifier shift-traffic gives the region's latency record in pool_record_name."
   value       = local.latency_set_identifier
 }
 

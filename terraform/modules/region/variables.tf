@@ -489,7 +489,7 @@ variable "hosted_zone_id" {
 
 variable "api_record_name" {
   type        = string
-  description = "DNS name players resolve for the API; this region adds a weighted alias record to it."
+  description = "DNS name players resolve for the API (geolocation front); this region adds a weighted alias record to its geography's pool under it."
   default     = "api.game.example"
 
   validation {
@@ -498,14 +498,13 @@ variable "api_record_name" {
   }
 }
 
-variable "latency_record_name" {
+variable "geography" {
   type        = string
-  description = "DNS name holding the latency-based records of every region. Route 53 forbids mixing routing policies on one name, so the latency set lives here and api_record_name points to it with a weighted alias at the end of shift-traffic."
-  default     = "latency.api.game.example"
+  description = "Player geography this region serves (apac, na, eu): its weighted record lives in that geography's pool <geography>.<api_record_name>."
 
   validation {
-    condition     = can(regex("^([a-z0-9-]+\\.)+[a-z]{2,}$", var.latency_record_name))
-    error_message = "latency_record_name must be a lowercase DNS name."
+    condition     = contains(["apac", "na", "eu"], var.geography)
+    error_message = "geography must be one of apac, na, eu."
   }
 }
 

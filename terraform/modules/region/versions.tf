@@ -46,8 +46,11 @@ locals {
 
   # Route 53 set identifiers: unique per region AND across record names (moto's DELETE matches on
   # the set identifier alone, so a weighted and a latency record must never share one).
-  weighted_set_identifier = "${local.region}-weighted"
-  latency_set_identifier  = "${local.region}-latency"
+  # Routing is scoped per player geography: the API name answers each geography with its pool name, and
+  # the region's records live in its geography's pool (migrate/providers/aws/dns.py, same names).
+  pool_record_name        = "${var.geography}.${var.api_record_name}"
+  weighted_set_identifier = "${local.region}-${var.geography}-weighted"
+  latency_set_identifier  = "${local.region}-${var.geography}-latency"
 
   # Application secrets and runtime configuration live under one SSM path per region; the task
   # role and the execution role can read that path and nothing else.

@@ -95,7 +95,7 @@ module "region" {
 
   hosted_zone_id      = var.hosted_zone_id
   api_record_name     = var.api_record_name
-  latency_record_name = var.latency_record_name
+  geography           = var.geography
   api_weight          = var.api_weight
   deletion_protection = var.deletion_protection
   alarm_email         = var.alarm_email

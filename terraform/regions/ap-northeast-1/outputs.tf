@@ -111,9 +111,9 @@ output "api_weight" {
   value       = module.region.api_weight
 }
 
-output "latency_record_name" {
-  description = "Name of the latency record set."
-  value       = module.region.latency_record_name
+output "pool_record_name" {
+  description = "Name of the geography pool holding the region's record."
+  value       = module.region.pool_record_name
 }
 
 output "latency_set_identifier" {

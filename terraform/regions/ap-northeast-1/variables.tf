@@ -320,14 +320,14 @@ variable "api_record_name" {
   }
 }
 
-variable "latency_record_name" {
+variable "geography" {
   type        = string
-  description = "Name of the latency-based record set of all regions."
-  default     = "latency.api.game.example"
+  description = "Player geography this region serves first: its weighted record goes into that geography's pool."
+  default     = "apac"
 
   validation {
-    condition     = can(regex("^([a-z0-9-]+\\.)+[a-z]{2,}$", var.latency_record_name)) && var.latency_record_name != var.api_record_name
-    error_message = "latency_record_name must be a lowercase DNS name different from api_record_name (Route 53 forbids mixing routing policies on one name)."
+    condition     = contains(["apac", "na", "eu"], var.geography)
+    error_message = "geography must be one of apac, na, eu."
   }
 }
 

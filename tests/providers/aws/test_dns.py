@@ -258,8 +258,9 @@ def test_throttling_is_transient():
 
 
 def test_matches_the_labs_own_records(moto, moto_clients):
-    """Contract with migrate/lab/aws_world.py: the lab builds us-east-1's world, the adapter adds Tokyo's record and
-    check, and the lab's own readers (api_records, region_of_record, find_health_check) see them as the lab's."""
+    """Contract with migrate/lab/aws_world.py: the lab builds us-east-1's world (through this adapter), routed per
+    geography; the adapter adds Tokyo's record to the APAC pool and its check, and the lab's own readers
+    (api_records, region_of_record, find_health_check) see them as the lab's."""
     from types import SimpleNamespace
 
     from migrate.lab import aws_world
@@ -269,22 +270,26 @@ def test_matches_the_labs_own_records(moto, moto_clients):
     topology = SimpleNamespace(moto_port=port, moto_endpoint=moto, app_ports=dict(LAB_PORTS))
     aws_world.ensure_source_world(topology)
     dns = Route53Dns.for_lab(moto, clients=moto_clients, poll_interval=0)
+    assert dns.geography_front() == {g: aws_world.pool_name(g) for g in ("apac", "eu", "na")}
+    assert dns.weights() == {}  # the API name itself holds only the geolocation records
+    apac = dns.pool("apac")
     check_id = dns.ensure_health_check(TOKYO, lab_endpoint(TOKYO))
-    dns.set_weight(TOKYO, 0, lab_endpoint(TOKYO))
-    assert dns.weights() == {SOURCE: 100, TOKYO: 0}
+    apac.set_weight(TOKYO, 0, lab_endpoint(TOKYO))
+    assert apac.weights() == {SOURCE: 100, TOKYO: 0}
+    assert dns.pool("eu").weights() == dns.pool("na").weights() == {SOURCE: 100}
     assert dns.health_check_id(SOURCE) is not None  # the lab's check of us-east-1, found by its reference
 
     lab = aws_world.lab_aws_clients(topology)
     zone = aws_world.find_zone_id(lab)
-    by_region = {r["LabRegion"]: r for r in aws_world.api_records(lab, zone)}
-    assert by_region[TOKYO]["HealthCheckId"] == check_id == aws_world.find_health_check(lab, TOKYO)["Id"]
-    ours, theirs = by_region[TOKYO], by_region[SOURCE]
+    in_apac = {r["LabRegion"]: r for r in aws_world.api_records(lab, zone) if r["Name"] == aws_world.pool_name("apac")}
+    assert in_apac[TOKYO]["HealthCheckId"] == check_id == aws_world.find_health_check(lab, TOKYO)["Id"]
+    ours, theirs = in_apac[TOKYO], in_apac[SOURCE]
     assert {k: v for k, v in ours.items() if k not in ("SetIdentifier", "Weight", "ResourceRecords", "HealthCheckId",
                                                        "LabRegion")} == \
            {k: v for k, v in theirs.items() if k not in ("SetIdentifier", "Weight", "ResourceRecords", "HealthCheckId",
                                                          "LabRegion")}
     assert ours["ResourceRecords"] == [{"Value": aws_world.lb_name(TOKYO)}]
-    assert ours["SetIdentifier"] == aws_world.set_identifier(TOKYO)
+    assert ours["SetIdentifier"] == aws_world.set_identifier(TOKYO, geography="apac") == "ap-northeast-1-apac-weighted"
     ours_check = aws_world.find_health_check(lab, TOKYO)["HealthCheckConfig"]
     theirs_check = aws_world.find_health_check(lab, SOURCE)["HealthCheckConfig"]
     assert {k: v for k, v in ours_check.items() if k not in ("Port", "FullyQualifiedDomainName")} == \
@@ -295,6 +300,6 @@ def test_matches_the_labs_own_records(moto, moto_clients):
     assert store.ensure_replication(SOURCE, TOKYO)["objects_copied"] == len(aws_world.ASSETS)
     assert store.replication_regions(SOURCE) == [TOKYO]
 
-    dns.delete_weighted(TOKYO)
+    apac.delete_weighted(TOKYO)
     dns.delete_health_check(TOKYO)
-    assert [r["LabRegion"] for r in aws_world.api_records(lab, zone)] == [SOURCE]
+    assert {r["LabRegion"] for r in aws_world.api_records(lab, zone)} == {SOURCE, None}  # None: geolocation
