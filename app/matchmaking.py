@@ -181,6 +181,9 @@ async def create_ticket(body: TicketIn, player: Player, response: Response,
                        404: {"description": "no such ticket"}})
 async def get_ticket(ticket_id: TicketId, player: Player, rt: Annotated[Runtime, Depends(runtime)]) -> Ticket:
     """Poll a ticket: waiting, or matched with the match id and its players."""
+    # Tickets live in the home region's Redis: another region would answer a false 404 (after a DNS
+    # shift moved the player mid-queue); the 409 sends the client to the region that has the ticket.
+    _require_home(rt, player)
     return await _load(rt, ticket_id, player.player_id)
 
 
@@ -191,6 +194,7 @@ async def get_ticket(ticket_id: TicketId, player: Player, rt: Annotated[Runtime,
 async def cancel_ticket(ticket_id: TicketId, player: Player,
                         rt: Annotated[Runtime, Depends(runtime)]) -> Ticket:
     """Leave the queue; idempotent; refused once the ticket is matched."""
+    _require_home(rt, player)
     outcome = (await _scripts(rt)["cancel"](args=[
         rt.settings.key_prefix, ticket_id, player.player_id, f"{rt.clock():.3f}"])).decode()
     if outcome == "missing":

@@ -6,7 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=".venv/bin/migrate"
-export MIGRATE_STATE="${MIGRATE_STATE:-.migrate/demo-state.db}"
+# Absolute paths: the demo's spec copy lives in .migrate/, and relative paths resolve from the spec's folder.
+export MIGRATE_STATE="${MIGRATE_STATE:-$PWD/.migrate/demo-state.db}"
+export MIGRATE_LAB_DIR="${MIGRATE_LAB_DIR:-$PWD/.lab}"
 PLAYERS="${PLAYERS:-1000000}"
 RATE="${RATE:-40}"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }

@@ -50,6 +50,10 @@ def test_tickets_of_other_regions_and_bad_input(client):
     tokyo_player = login(client, 22)
     response = client.post("/v1/matchmaking/tickets", json={}, headers=tokyo_player)
     assert response.status_code == 409 and response.json()["serving_region"] == AP
+    # a poll or cancel outside the home region is sent home too, never a false "no such ticket"
+    for method in (client.get, client.delete):
+        away = method("/v1/matchmaking/tickets/" + "0" * 32, headers=tokyo_player)
+        assert away.status_code == 409 and away.json()["error"] == "wrong_region", method
     auth = login(client, 1)
     assert client.post("/v1/matchmaking/tickets", json={"mode": "Bad Mode"}, headers=auth).status_code == 422
     assert client.post("/v1/matchmaking/tickets", json={"x": 1}, headers=auth).status_code == 422
