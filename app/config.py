@@ -6,6 +6,7 @@ malformed value stops the process at start-up with a message naming the variable
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,6 +59,16 @@ class Settings(BaseSettings):
     shadow_file: Path | None = Field(
         default=None, description="JSON file switching shadow traffic on and off (app/shadow.py), "
                                   "re-read when it changes; default: shadow.json beside READERS_FILE")
+    shadow_parameter: str | None = Field(
+        default=None, description="SSM parameter (in REGION) holding the same switch, polled; wins "
+                                  "over SHADOW_FILE (AWS: every task reads one switch)")
+    shadow_poll_seconds: float = Field(default=5.0, gt=0, le=300,
+                                       description="how often SHADOW_PARAMETER is read (jittered)")
+    shadow_metrics: Literal["emf"] | None = Field(
+        default=None, description="'emf': print the mirror's figures as CloudWatch Embedded Metric "
+                                  "Format lines on stdout (ECS awslogs turns them into metrics)")
+    shadow_metrics_seconds: float = Field(default=10.0, gt=0, le=300,
+                                          description="how often the EMF lines are printed")
 
     @field_validator("peer_regions")
     @classmethod

@@ -70,6 +70,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = await Runtime.start(settings, app.state.metrics, clock=clock, peer_transport=peer_transport)
         app.state.runtime = rt
+        app.state.shadow.start()
         log.info("region %s version %s ready", settings.region, settings.app_version)
         try:
             yield
@@ -83,7 +84,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None,
     app = FastAPI(title="game API", version=settings.app_version, lifespan=lifespan,
                   description=f"Reference game backend, region {settings.region}.")
     app.state.metrics = metrics.Metrics(settings.region, settings.app_version)
-    app.state.shadow = shadow.Mirror(settings.shadow_path, settings.region)
+    app.state.shadow = shadow.Mirror.from_settings(settings)
     errors.install(app)
     for module in (sessions, players, leaderboard, matchmaking, assets, health, metrics, shadow):
         app.include_router(module.router)

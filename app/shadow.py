@@ -11,9 +11,12 @@ than waits. On AWS the same code runs in the source region's ECS tasks.
 
 Switching it on. The migration tool writes a JSON file (SHADOW_FILE; by default `shadow.json`
 beside READERS_FILE) that the app re-reads when it changes, like READERS_FILE: no restart of the
-live game. Only the app of the file's `source` region mirrors (the lab's apps share one file). A new
-`mirror_id` starts a fresh report; `"enabled": false` stops mirroring and keeps the last report
-readable.
+live game. On AWS, where many tasks must read one switch, the same document lives in an SSM
+parameter (SHADOW_PARAMETER) that every task polls every few seconds. Only the app of the switch's
+`source` region mirrors (the lab's apps share one file). A new `mirror_id` starts a fresh report;
+`"enabled": false` stops mirroring and keeps the last report readable. `api_host`, when set, is sent
+as Host and TLS SNI to primary_url and candidate_url (load balancers whose certificate is for the
+API's public name).
 
 Which requests. Those with a mirrored method (GET/HEAD: writes would be applied twice) whose
 geography header (`X-Player-Geo` by default: in the lab the load generator sets it as the
@@ -43,7 +46,15 @@ connection failures), latency p50/p95 of the live answer and of the candidate (i
 time from `Server-Timing`, and the round trip from the source), and the mirror's own loss (queue
 full, answers too large, the primary failing its second sample, mirroring stopped while queued).
 Requests carrying `X-Shadow` are never mirrored again; every app answers them with
-`Server-Timing: app;dur=<ms>`."""
+`Server-Timing: app;dur=<ms>`.
+
+The figures of a fleet (SHADOW_METRICS=emf). Each task's report is its own; on ECS the operator reads
+the fleet's from CloudWatch. Every SHADOW_METRICS_SECONDS the task prints, per route, its counters
+since the last print and its latency values as CloudWatch Embedded Metric Format lines on stdout
+(namespace Game/Shadow, dimensions Region, MirrorId, Route), and a Heartbeat (Region, MirrorId) while it
+mirrors; the awslogs driver ships them and CloudWatch extracts the metrics, so the app makes no
+CloudWatch calls. Sample diffs are not metrics: each is printed once as a JSON line
+(`shadow_sample_diff`) for CloudWatch Logs Insights."""
 
 from __future__ import annotations
 
@@ -54,8 +65,10 @@ import hashlib
 import json
 import logging
 import random
+import sys
 import time
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,7 +79,7 @@ from fastapi import APIRouter, Request
 from hdrh.histogram import HdrHistogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.watched import WatchedJson
+from app.watched import WatchedJson, WatchedParameter
 
 log = logging.getLogger("app.shadow")
 
@@ -81,6 +94,7 @@ _NOT_FORWARDED = {"host", "content-length", "connection", "keep-alive", "transfe
 SAMPLE_DIFF_VALUE_CHARS = 120
 HISTORY_KEYS = 2048  # request keys whose recent primary answers are kept (staleness_seconds > 0 only)
 HISTORY_PER_KEY = 64
+RECENT_MAX = 1000  # latency values kept per route and side between two EMF prints
 
 
 # --- configuration (the watched file) ----------------------------------------------------------
@@ -112,6 +126,7 @@ class ShadowConfig:
     source: str = ""
     target: str = ""
     geo_header: str = DEFAULT_GEO_HEADER
+    api_host: str = ""  # Host and TLS SNI for primary_url and candidate_url; "" = the URL's own host
     sample_rate: float = 0.0
     methods: frozenset[str] = frozenset({"GET", "HEAD"})
     ignore: tuple[tuple[str, ...], ...] = ()
@@ -152,6 +167,7 @@ class ShadowConfig:
             candidate_url=raw["candidate_url"].rstrip("/"), primary_url=raw["primary_url"].rstrip("/"),
             source=str(raw.get("source", "")), target=str(raw.get("target", "")),
             geo_header=str(raw.get("geo_header", DEFAULT_GEO_HEADER)).lower(),
+            api_host=str(raw.get("api_host") or ""),
             sample_rate=float(rate), methods=frozenset(str(m).upper() for m in methods),
             ignore=tuple(_pattern(p) for p in raw.get("ignore_fields", [])), endpoints=endpoints,
             timeout_seconds=float(raw.get("timeout_seconds", 2.0)),
@@ -168,7 +184,8 @@ class ShadowConfig:
         return {"source": self.source, "target": self.target, "geography": self.geography,
                 "geo_header": self.geo_header, "sample_rate": self.sample_rate,
                 "methods": sorted(self.methods), "candidate_url": self.candidate_url,
-                "primary_url": self.primary_url, "ignore_fields": [".".join(p) for p in self.ignore],
+                "primary_url": self.primary_url, "api_host": self.api_host,
+                "ignore_fields": [".".join(p) for p in self.ignore],
                 "endpoints": {r: {"diff": e.diff, "ignore_fields": [".".join(p) for p in e.ignore],
                                   "staleness_seconds": e.staleness_seconds}
                               for r, e in self.endpoints.items()},
@@ -311,13 +328,28 @@ def _now_iso() -> str:
 
 
 class _Latency:
-    """A latency histogram in microseconds (1 µs .. 10 min, 3 significant digits)."""
+    """A latency histogram in microseconds (1 µs .. 10 min, 3 significant digits), and the values
+    recorded since the last EMF print (a uniform sample of RECENT_MAX beyond that many)."""
 
     def __init__(self) -> None:
         self.h = HdrHistogram(1, 600_000_000, 3)
+        self.recent: list[float] = []
+        self._since = 0
 
     def record(self, ms: float) -> None:
         self.h.record_value(max(1, min(int(ms * 1000), 600_000_000)))
+        self._since += 1
+        if len(self.recent) < RECENT_MAX:
+            self.recent.append(round(ms, 3))
+        else:  # reservoir sampling: bounded memory and log volume, still an unbiased sample
+            slot = random.randrange(self._since)
+            if slot < RECENT_MAX:
+                self.recent[slot] = round(ms, 3)
+
+    def take_recent(self) -> list[float]:
+        """The values since the last call."""
+        values, self.recent, self._since = self.recent, [], 0
+        return values
 
     def summary(self) -> dict[str, Any]:
         n = self.h.get_total_count()
@@ -348,6 +380,18 @@ class EndpointStats:
         self.primary_ms = _Latency()  # the live answer's server time
         self.candidate_ms = _Latency()  # the candidate's server time (Server-Timing)
         self.candidate_round_trip_ms = _Latency()  # the candidate as the mirror saw it (with the WAN)
+
+    def counts(self) -> dict[str, int]:
+        """The EMF counters (cumulative): metric name → value."""
+        return {"Eligible": self.eligible, "Sampled": self.sampled, "Mirrored": self.mirrored,
+                "Compared": self.compared, "Mismatched": self.mismatched, "Converged": self.converged,
+                "WithinStaleness": self.within_staleness, "NotDiffed": self.not_diffed,
+                "CandidateErrors": sum(self.candidate_errors.values()), "Lost": sum(self.loss.values())}
+
+    def latencies(self) -> dict[str, _Latency]:
+        """The EMF latency metrics (milliseconds): metric name → histogram."""
+        return {"PrimaryLatency": self.primary_ms, "CandidateLatency": self.candidate_ms,
+                "CandidateRoundTripLatency": self.candidate_round_trip_ms}
 
     def to_json(self) -> dict[str, Any]:
         errors = sum(self.candidate_errors.values())
@@ -479,12 +523,16 @@ def _clip(value: Any) -> Any:
 
 
 class Mirror:
-    """One app instance's mirror: the watched file, the queue, the workers and the report."""
+    """One app instance's mirror: the watched switch, the queue, the workers and the report."""
 
-    def __init__(self, path: Path | None, region: str | None = None) -> None:
-        self.file = WatchedJson(path)
+    def __init__(self, path: Path | None, region: str | None = None, *,
+                 switch: WatchedParameter | None = None, emf: EmfEmitter | None = None) -> None:
+        self.switch: WatchedJson | WatchedParameter = switch if switch is not None else WatchedJson(path)
         self.path = path
-        self.region = region  # only a file naming this region as the source turns mirroring on here
+        self.where = switch.where if switch is not None else (str(path) if path else None)  # None: cannot mirror
+        self.region = region  # only a switch naming this region as the source turns mirroring on here
+        self.emf = emf
+        self._background: list[asyncio.Task] = []
         self._raw: dict[str, Any] | None = None
         self.config: ShadowConfig | None = None
         self.config_error: str | None = None
@@ -495,17 +543,33 @@ class Mirror:
         self._client: httpx.AsyncClient | None = None
         self._rng = random.Random()
 
+    @classmethod
+    def from_settings(cls, settings: Any) -> Mirror:
+        """The mirror an app's Settings ask for: SHADOW_PARAMETER wins over the shadow file."""
+        switch = (WatchedParameter(settings.shadow_parameter, settings.region, settings.shadow_poll_seconds)
+                  if settings.shadow_parameter else None)
+        emf = EmfEmitter(settings.region, settings.shadow_metrics_seconds) if settings.shadow_metrics else None
+        return cls(settings.shadow_path, settings.region, switch=switch, emf=emf)
+
+    def start(self) -> None:
+        """Start the background work (polling the parameter, printing EMF); inside the running loop."""
+        loop = asyncio.get_running_loop()
+        if isinstance(self.switch, WatchedParameter):
+            self._background.append(loop.create_task(self.switch.run()))
+        if self.emf is not None:
+            self._background.append(loop.create_task(self.emf.run(self)))
+
     # -- configuration --------------------------------------------------------------------------
     def active(self) -> ShadowConfig | None:
-        """The enabled configuration, re-read when the file changed; None when mirroring is off."""
-        raw = self.file.get()
+        """The enabled configuration, re-read when the switch changed; None when mirroring is off."""
+        raw = self.switch.get()
         if raw is not self._raw:
             self._raw = raw
             try:
                 config = ShadowConfig.parse(raw) if raw else None
                 self.config_error = None
             except (ValueError, TypeError) as exc:
-                log.warning("%s: %s; mirroring off", self.path, exc)
+                log.warning("%s: %s; mirroring off", self.where, exc)
                 config, self.config_error = None, str(exc)
             if (config is not None and config.enabled and self.region is not None
                     and config.source != self.region):
@@ -524,8 +588,8 @@ class Mirror:
     def status(self) -> dict[str, Any]:
         """What GET /internal/shadow/report answers."""
         config = self.active()
-        out: dict[str, Any] = {"region": self.region, "configured": self.path is not None,
-                               "file": str(self.path) if self.path else None,
+        out: dict[str, Any] = {"region": self.region, "configured": self.where is not None,
+                               "file": str(self.path) if self.path else None, "switch": self.where,
                                "enabled": config is not None,
                                "config_error": self.config_error,
                                "queue": {"depth": self._queue.qsize() if self._queue else 0,
@@ -617,11 +681,16 @@ class Mirror:
     async def _send(self, base_url: str, sample: _Sample) -> _Answer:
         assert self._client is not None
         started = time.perf_counter()
+        headers, extensions = sample.headers, {}
+        if sample.config.api_host:  # an ALB's certificate names the API, not the balancer's own name
+            headers = [*headers, ("host", sample.config.api_host)]
+            extensions = {"sni_hostname": sample.config.api_host}
         for attempt in (1, 2):
             try:
                 response = await self._client.request(
-                    sample.method, base_url + sample.target, headers=sample.headers,
-                    content=sample.body or None, timeout=sample.config.timeout_seconds)
+                    sample.method, base_url + sample.target, headers=headers,
+                    content=sample.body or None, timeout=sample.config.timeout_seconds,
+                    extensions=extensions)
                 break
             except httpx.RemoteProtocolError as exc:
                 # A pooled connection the server closed while the request crossed the WAN: the
@@ -732,14 +801,105 @@ class Mirror:
             await asyncio.wait_for(self._queue.join(), timeout)
 
     async def close(self) -> None:
-        for task in self._workers:
+        for task in self._workers + self._background:
             task.cancel()
-        if self._workers:
-            await asyncio.gather(*self._workers, return_exceptions=True)
-        self._workers = []
+        if self._workers or self._background:
+            await asyncio.gather(*self._workers, *self._background, return_exceptions=True)
+        self._workers, self._background = [], []
+        if self.emf is not None:
+            self.emf.emit(self)  # a task scaled in still counts its last interval
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+# --- the fleet's figures: CloudWatch Embedded Metric Format --------------------------------------
+
+EMF_NAMESPACE = "Game/Shadow"
+EMF_ROUTE_DIMENSIONS = ["Region", "MirrorId", "Route"]
+EMF_HEARTBEAT_DIMENSIONS = ["Region", "MirrorId"]
+EMF_VALUES_MAX = 100  # EMF takes at most 100 values of one metric per line
+
+
+def _stdout_line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def _emf(timestamp_ms: int, dimensions: list[str], metrics: dict[str, tuple[str, Any]],
+         properties: dict[str, Any]) -> dict[str, Any]:
+    """One EMF document: `metrics` is name → (unit, value or list of values)."""
+    directive = {"Namespace": EMF_NAMESPACE, "Dimensions": [dimensions],
+                 "Metrics": [{"Name": name, "Unit": unit} for name, (unit, _) in metrics.items()]}
+    return {"_aws": {"Timestamp": timestamp_ms, "CloudWatchMetrics": [directive]}, **properties,
+            **{name: value for name, (_, value) in metrics.items()}}
+
+
+class EmfEmitter:
+    """Prints one task's mirror figures as CloudWatch EMF lines (see the module doc): per route the
+    counters since the last print and the latency values, a Heartbeat while mirroring, and each new
+    sample diff as a plain JSON line."""
+
+    def __init__(self, region: str, interval: float = 10.0, write: Callable[[str], None] = _stdout_line,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.region = region
+        self.interval = interval
+        self._write = write
+        self._clock = clock
+        self._report: ShadowReport | None = None
+        self._sent: dict[str, dict[str, int]] = {}  # route → counters already printed (this report)
+        self._diffs: dict[str, int] = {}  # route → sample diffs already printed
+
+    async def run(self, mirror: Mirror) -> None:
+        """Print every `interval` seconds until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                self.emit(mirror)
+            except Exception:  # a bug here must not end the printing for the life of the task
+                log.exception("shadow: printing the EMF lines failed")
+
+    def emit(self, mirror: Mirror) -> None:
+        """Print what is due now, one JSON document per line (each well under the 16 KiB at which
+        the container log drivers split a line)."""
+        for doc in self.documents(mirror.active(), mirror.report):
+            self._write(json.dumps(doc, separators=(",", ":"), default=str))
+
+    def documents(self, config: ShadowConfig | None, report: ShadowReport | None) -> list[dict[str, Any]]:
+        """The documents due now; what they carry is not carried again."""
+        if report is None:
+            return []
+        if report is not self._report:  # a new mirror id: its counters start at zero
+            self._report, self._sent, self._diffs = report, {}, {}
+        now = int(self._clock() * 1000)
+        base = {"Region": self.region, "MirrorId": report.config.mirror_id, "Target": report.config.target,
+                "Geography": report.config.geography}
+        docs = []
+        if config is not None and config.mirror_id == report.config.mirror_id:
+            docs.append(_emf(now, EMF_HEARTBEAT_DIMENSIONS, {"Heartbeat": ("Count", 1)}, base))
+        for route, stats in sorted(report.endpoints.items()):
+            props = {**base, "Route": route}
+            docs += [_emf(now, EMF_ROUTE_DIMENSIONS, metrics, props) for metrics in self._route_lines(route, stats)]
+            docs += [{**props, "shadow_sample_diff": diff} for diff in stats.sample_diffs[self._diffs.get(route, 0):]]
+            self._diffs[route] = len(stats.sample_diffs)
+        return docs
+
+    def _route_lines(self, route: str, stats: EndpointStats) -> list[dict[str, tuple[str, Any]]]:
+        """The metrics of one route's lines: the counters' deltas (all of them, when any moved) in the
+        first, the latency values EMF_VALUES_MAX per line."""
+        counts, sent = stats.counts(), self._sent.get(route, {})
+        self._sent[route] = counts
+        delta = {name: value - sent.get(name, 0) for name, value in counts.items()}
+        lines: list[dict[str, tuple[str, Any]]] = []
+        if any(delta.values()):
+            lines.append({name: ("Count", value) for name, value in delta.items()})
+        for name, latency in stats.latencies().items():
+            values = latency.take_recent()
+            for i in range(0, len(values), EMF_VALUES_MAX):
+                if i // EMF_VALUES_MAX == len(lines):
+                    lines.append({})
+                lines[i // EMF_VALUES_MAX][name] = ("Milliseconds", values[i:i + EMF_VALUES_MAX])
+        return lines
 
 
 # --- the ASGI middleware -----------------------------------------------------------------------

@@ -9,11 +9,13 @@ answer from the source, the candidate's — so that what the source itself answe
 peer leaderboard cache) are settled by staleness bounds and a recheck; the ignore rules of
 migration.toml [shadow] cover differences by design. Where the mirror lives and why: app/shadow.py.
 
-Steps: start-mirror (switch the source app's mirror on), observe (wait until enough answers are
-compared, gate them: mismatch rate and candidate error rate under the thresholds; no data is
-Inconclusive and pauses for a human; Fail stops with the report), report (journal the per-endpoint
-report). The mirror keeps running after the phase, so shift-traffic starts from a region that is
-still being compared. Rollback: stop mirroring.
+Steps: start-mirror (switch the source app's mirror on: the lab's watched file, or on AWS the SSM
+parameter every source task polls, confirmed by the tasks' heartbeat in CloudWatch), observe (wait
+until enough answers are compared, gate them: mismatch rate and candidate error rate under the
+thresholds; no data is Inconclusive and pauses for a human; Fail stops with the report), report
+(journal the per-endpoint report; on AWS the fleet's figures from CloudWatch). The mirror keeps
+running after the phase, so shift-traffic starts from a region that is still being compared.
+Rollback: stop mirroring.
 
 The phase sees only its own journal state, so "the region was stood up and attached" is checked on
 the world: the region's API answers through its players' link, its secondary streams within the lag
@@ -41,9 +43,9 @@ GATE = "shadow-diff"
 
 def _mirror(target: Target) -> ShadowMirror:
     mirror = target.providers.shadow
-    if mirror is None:
-        raise ProviderError(f"shadow traffic has no adapter for the {target.env.kind} environment yet",
-                            hint="run it in the lab, or build the AWS adapter (migrate/providers/shadow.py)")
+    if mirror is None:  # only providers built by hand (tests) lack one: both environments have an adapter
+        raise ProviderError(f"the {target.env.kind} environment's providers have no shadow mirror",
+                            hint="build them with migrate.providers.factory.build_providers")
     return mirror
 
 
@@ -101,8 +103,9 @@ def evaluate(target: Target, report: MirrorReport, window_done: bool = True) -> 
                 kinds[kind] = kinds.get(kind, 0) + n
         return {**gate, "verdict": "fail",
                 "reason": f"the candidate failed {report.candidate_errors} of {report.mirrored} mirrored "
-                          f"requests ({_pct(report.candidate_error_rate)} > {_pct(s.error_rate_max)}: "
-                          + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items())) + ")"}
+                          f"requests ({_pct(report.candidate_error_rate)} > {_pct(s.error_rate_max)}"
+                          # AWS has no kinds (not a CloudWatch metric): no empty list then
+                          + "".join(f", {k} {n}" for k, n in sorted(kinds.items())) + ")"}
     if report.compared >= s.min_samples:
         if not window_done:
             return {**gate, "verdict": "pending", "reason": "enough answers; the observation window is still open"}
@@ -149,12 +152,16 @@ class StartMirror:
     def describe(self, target: Target) -> list[str]:
         s, src = target.spec.shadow, target.spec.source_region
         return [_per_env(target, f"write the lab's shadow.json: {src}'s app mirrors",
-                         f"switch {src}'s API mirror on (SHADOW_FILE; no AWS adapter yet):")
+                         f"ssm:PutParameter {src}'s shadow switch (the SSM parameter its ECS tasks poll, "
+                         "SHADOW_PARAMETER): its tasks mirror")
                 + f" {s.sample_rate:.0%} of {_geography(target)} players (by player id), "
                 f"{'reads only (GET/HEAD)' if s.reads_only else 'every method'}, to {target.region} "
-                f"through the {src}→{target.region} link, after each live answer is sent",
+                + _per_env(target, f"through the {src}→{target.region} link", f"through {target.region}'s ALB")
+                + ", after each live answer is sent",
                 f"three-way diff (live answer, second {src} answer, {target.region}); ignored fields "
-                f"{', '.join(s.ignore_fields) or 'none'}; {len(s.endpoints)} per-endpoint rule(s)"]
+                f"{', '.join(s.ignore_fields) or 'none'}; {len(s.endpoints)} per-endpoint rule(s)",
+                _per_env(target, f"wait until {src}'s app reports the mirror on",
+                         f"wait for the tasks' Game/Shadow Heartbeat in CloudWatch ({src}) for this mirror")]
 
     def describe_undo(self, target: Target) -> list[str]:
         return [f"switch {target.spec.source_region}'s mirror off (its last report stays readable)"]
@@ -223,10 +230,14 @@ class Observe:
                 ctx.record_gate(gate)
                 ctx.save(failed=True)
                 raise VerifyFailed(f"shadow gate failed: {gate['reason']}",
-                                   hint="read the sample diffs (the gate event in `migrate --output json "
-                                        "history`, or the source app's /internal/shadow/report), fix the region "
-                                        "or add an ignore rule for a difference by design, then re-run (fresh "
-                                        f"answers are judged) or roll back shadow-traffic for {t.region}",
+                                   hint="read the sample diffs ("
+                                        + _per_env(t, "the gate event in `migrate --output json history`, or "
+                                                      "the source app's /internal/shadow/report",
+                                                   "the source tasks' shadow_sample_diff log lines: see the "
+                                                   "report's note")
+                                        + "), fix the region or add an ignore rule for a difference by design, "
+                                        f"then re-run (fresh answers are judged) or roll back shadow-traffic for "
+                                        f"{t.region}",
                                    details={"gate": gate, "report": report.summary()})
             if gate["verdict"] == "pass":
                 ctx.record_gate(gate)
@@ -252,8 +263,10 @@ class Report:
     title: str = "Journal the per-endpoint shadow report"
 
     def describe(self, target: Target) -> list[str]:
-        return ["journal per endpoint: answers compared, mismatch rate, sample diffs, p50/p95 of the live "
-                "and the candidate answers, candidate errors, the mirror's own loss"]
+        return ["journal per endpoint: answers compared, mismatch rate, p50/p95 of the live and the candidate "
+                "answers, candidate errors, the mirror's own loss"
+                + _per_env(target, ", sample diffs",
+                           " (the fleet's, from CloudWatch Game/Shadow; sample diffs stay in the tasks' logs)")]
 
     def describe_undo(self, target: Target) -> list[str]:
         return ["nothing (read-only)"]
@@ -277,7 +290,7 @@ class Report:
 def _adapter(t: Target) -> CheckResult:
     ok = t.providers.shadow is not None
     return CheckResult("shadow-adapter", ok, f"{t.env.kind}: " + ("mirror adapter present" if ok else "no adapter"),
-                       "run in the lab, or build the AWS adapter of migrate/providers/shadow.py")
+                       "build the providers with migrate.providers.factory.build_providers")
 
 
 def _source_healthy(t: Target) -> CheckResult:
@@ -304,8 +317,9 @@ def _secondary_streaming(t: Target) -> CheckResult:
 def _can_mirror(t: Target) -> CheckResult:
     report = _mirror(t).mirror_report(t.spec.source_region)
     if not report.available:
-        return CheckResult("source-can-mirror", False, f"{t.spec.source_region}'s app watches no shadow file",
-                           "restart the source app with SHADOW_FILE (or READERS_FILE) set")
+        return CheckResult("source-can-mirror", False, f"{t.spec.source_region}'s app watches no shadow switch",
+                           _per_env(t, "restart the source app with SHADOW_FILE (or READERS_FILE) set",
+                                    "deploy the source's tasks with SHADOW_PARAMETER and SHADOW_METRICS=emf"))
     busy = report.enabled and report.target not in (None, t.region)
     detail = (f"{t.spec.source_region} mirrors to {report.target} (mirror {report.mirror_id})" if busy else
               f"{t.spec.source_region} mirrors to {t.region} already (this phase)" if report.enabled else
@@ -343,7 +357,7 @@ class ShadowTraffic:
 
     def preflight(self, target: Target) -> list[Check]:
         return [
-            Check("shadow-adapter", "a mirror adapter exists for this environment", "lab only so far", _adapter),
+            Check("shadow-adapter", "a mirror adapter exists for this environment", "build the providers", _adapter),
             Check("source-healthy", "the source region's API is healthy", "fix the source first", _source_healthy),
             Check("region-api-healthy", "the region's API answers through its players' link",
                   "run stand-up-region", _target_healthy),

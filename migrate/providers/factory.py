@@ -2,7 +2,8 @@
 imports boto3 or psycopg itself, and a lab run never needs AWS credentials.
 
 The lab's Route 53 and S3 are a moto server, so the lab uses the same boto3 adapters as AWS for
-them (DESIGN §3); its database, Redis and app are local processes driven by the lab adapters."""
+them (DESIGN §3); its database, Redis and app are local processes driven by the lab adapters. The
+shadow mirror's switch is the lab's watched file, on AWS an SSM parameter with CloudWatch figures."""
 
 from __future__ import annotations
 
@@ -43,9 +44,10 @@ def build_providers(spec, env) -> Providers:
                          shadow=LabShadowMirror(topology),
                          traffic_metrics=LabTrafficMetrics(topology, LabGlobalDatabase(topology)),
                          **stand_up_providers(spec, env, repo_root, topology=topology))
-    from migrate.providers.aws import metrics
+    from migrate.providers.aws import metrics, shadow
     from migrate.providers.aws.global_database import AwsGlobalDatabase
 
     aws_side = stand_up_providers(spec, env, repo_root)
     return Providers(global_database=AwsGlobalDatabase.from_spec(spec, env.aws),
+                     shadow=shadow.from_spec(spec, env, repo_root, runtime=aws_side["runtime"]),
                      traffic_metrics=metrics.from_spec(spec, env, repo_root, dns=aws_side["dns"]), **aws_side)

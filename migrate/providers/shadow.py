@@ -2,12 +2,24 @@
 from the source region's API to a candidate region, and read what the mirror measured.
 
 The mirror itself runs inside the source region's app (app/shadow.py); an adapter only switches it
-and reads its report. Adapters raise only project errors (ProviderError, TransientProviderError)."""
+and reads its report. The switch is one JSON document (`switch_document`), whichever adapter carries
+it: the lab writes it to a watched file, the AWS adapter to an SSM parameter the source's tasks poll.
+Adapters raise only project errors (ProviderError, TransientProviderError)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+
+# The switch's fixed settings. The geography header: the lab's load generator sets it per geography
+# link; on AWS the game client sends it (it tags its own telemetry with the same geography).
+GEO_HEADER = "x-player-geo"
+READ_METHODS = ["GET", "HEAD"]
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+MIRROR_TIMEOUT_SECONDS = 2.0  # per mirrored request; the candidate is one WAN round trip away
+WORKERS = 16
+QUEUE_MAX = 1000
 
 
 @dataclass(frozen=True)
@@ -32,6 +44,19 @@ class IgnoreRules:
                 "endpoints": {e.route: {"diff": e.diff, "ignore_fields": list(e.ignore_fields),
                                         "staleness_seconds": e.staleness_seconds}
                               for e in self.endpoints}}
+
+
+def switch_document(source: str, target: str, geography: str, sample_rate: float, reads_only: bool,
+                    ignore: IgnoreRules, *, mirror_id: str, recheck_seconds: float, primary_url: str,
+                    candidate_url: str, **extra: Any) -> dict[str, Any]:
+    """The JSON switch that turns the source app's mirror on (app/shadow.py ShadowConfig.parse reads
+    it); `extra` adds adapter-specific keys (e.g. api_host, started_at)."""
+    return {"enabled": True, "mirror_id": mirror_id, "source": source, "target": target,
+            "geography": geography, "geo_header": GEO_HEADER, "sample_rate": sample_rate,
+            "methods": READ_METHODS if reads_only else ALL_METHODS,
+            "primary_url": primary_url, "candidate_url": candidate_url,
+            "timeout_seconds": MIRROR_TIMEOUT_SECONDS, "workers": WORKERS, "queue_max": QUEUE_MAX,
+            "recheck_seconds": recheck_seconds, **ignore.to_json(), **extra}
 
 
 @dataclass(frozen=True)
@@ -90,7 +115,7 @@ class MirrorReport:
     """The mirror's state and report as the source app holds it."""
 
     source: str
-    available: bool  # the source app can mirror at all (it has a shadow file to watch)
+    available: bool  # the source app can mirror at all (it has a shadow switch to watch)
     enabled: bool  # mirroring now
     mirror_id: str | None  # the mirror this report belongs to (None: no report yet)
     target: str | None = None  # the candidate region of that mirror
@@ -99,6 +124,7 @@ class MirrorReport:
     endpoints: tuple[EndpointReport, ...] = ()
     queue_depth: int = 0
     config_error: str | None = None  # the app could not read the shadow file
+    note: str | None = None  # what this adapter's report cannot show, and where to find it instead
 
     def _sum(self, name: str) -> int:
         return sum(getattr(e, name) for e in self.endpoints)
@@ -150,9 +176,10 @@ class MirrorReport:
 
     def summary(self) -> dict[str, Any]:
         """Totals and per-endpoint summaries, small enough to journal."""
-        return {"mirror_id": self.mirror_id, "source": self.source, "target": self.target,
-                "geography": self.geography, "since": self.since, "enabled": self.enabled,
-                "totals": self.totals(), "endpoints": {e.route: e.summary() for e in self.endpoints}}
+        out = {"mirror_id": self.mirror_id, "source": self.source, "target": self.target,
+               "geography": self.geography, "since": self.since, "enabled": self.enabled,
+               "totals": self.totals(), "endpoints": {e.route: e.summary() for e in self.endpoints}}
+        return {**out, "note": self.note} if self.note else out
 
 
 class ShadowMirror(Protocol):

@@ -60,3 +60,15 @@ def test_a_dry_run_without_terraform_on_path_fails_preflight_naming_it(aws_spec,
     foundation = next(c for c in doc["data"]["preflight"] if c["check"] == "foundation-ready")
     assert foundation["ok"] is False and "terraform not found on PATH" in foundation["detail"]
     assert doc["data"]["rehearsal"] == {}  # nothing was run
+
+
+def test_a_shadow_traffic_dry_run_has_an_adapter_on_aws(aws_spec, aws_env):
+    proc = migrate("--env", "aws", "--output", "json", "phase", "run", "shadow-traffic", "--region",
+                   "ap-northeast-1", "--dry-run", spec=aws_spec, env=aws_env)
+    assert "no adapter" not in proc.stdout + proc.stderr
+    checks = {c["check"]: c for c in envelope(proc)["data"]["preflight"]}
+    assert checks["shadow-adapter"]["ok"] is True
+    # Nothing mirrors yet (no switch parameter in SSM): the source is free; the regions are not stood up.
+    assert checks["source-can-mirror"]["ok"] is True and "mirror is free" in checks["source-can-mirror"]["detail"]
+    assert checks["region-api-healthy"]["ok"] is False
+    assert "ssm:PutParameter us-east-1's shadow switch" in proc.stdout  # the plan says what the step does

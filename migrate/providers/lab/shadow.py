@@ -17,16 +17,10 @@ import httpx
 
 from migrate.errors import ProviderError, TransientProviderError
 from migrate.lab.topology import LabTopology
-from migrate.providers.shadow import EndpointReport, IgnoreRules, MirrorReport
+from migrate.providers.shadow import EndpointReport, IgnoreRules, MirrorReport, switch_document
 
 WHERE = "lab shadow"
-GEO_HEADER = "x-player-geo"  # set by the load generator (bench/load/players.py) per geography link
-READ_METHODS = ["GET", "HEAD"]
-ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 CONFIRM_SECONDS = 15.0
-MIRROR_TIMEOUT_SECONDS = 2.0  # per mirrored request; the candidate is one WAN round trip away
-WORKERS = 16
-QUEUE_MAX = 1000
 
 
 class LabShadowMirror:
@@ -59,12 +53,9 @@ class LabShadowMirror:
                      ignore: IgnoreRules, *, mirror_id: str, recheck_seconds: float = 1.0) -> dict:
         if source == target:
             raise ProviderError(f"cannot mirror {source} to itself", where=WHERE)
-        doc = {"enabled": True, "mirror_id": mirror_id, "source": source, "target": target,
-               "geography": geography, "geo_header": GEO_HEADER, "sample_rate": sample_rate,
-               "methods": READ_METHODS if reads_only else ALL_METHODS,
-               "primary_url": self.t.app_url(source), "candidate_url": self.t.peer_url(source, target),
-               "timeout_seconds": MIRROR_TIMEOUT_SECONDS, "workers": WORKERS, "queue_max": QUEUE_MAX,
-               "recheck_seconds": recheck_seconds, **ignore.to_json()}
+        doc = switch_document(source, target, geography, sample_rate, reads_only, ignore, mirror_id=mirror_id,
+                              recheck_seconds=recheck_seconds, primary_url=self.t.app_url(source),
+                              candidate_url=self.t.peer_url(source, target))
         current = self._read()
         other = current.get("enabled") and current.get("mirror_id") != mirror_id and current.get("target") != target
         if other:

@@ -49,6 +49,11 @@ locals {
     ASSET_PREFIX   = var.assets_api_prefix
     ASSET_BASE_URL = "https://${var.assets_domain_name}"
     SSM_PATH       = local.ssm_path
+    # shadow-traffic's switch: written by `migrate` (never by Terraform), polled by every task; the
+    # task role's ReadOwnSsmPath covers it. The mirror's figures leave as EMF lines on stdout, which
+    # awslogs ships and CloudWatch turns into Game/Shadow metrics: no CloudWatch permission needed.
+    SHADOW_PARAMETER = "${local.ssm_path}/shadow"
+    SHADOW_METRICS   = "emf"
   })
 }
 
