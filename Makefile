@@ -26,7 +26,7 @@ check-tools:
 setup: check-tools $(STAMP)
 
 test: setup $(CHECKOV)
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 
 demo: setup
 	bash scripts/demo.sh

@@ -174,7 +174,7 @@ CASES = [
     ("string-for-number", sub("bake_seconds = 1800", 'bake_seconds = "1800"'),
      "environments.aws.timings.bake_seconds", "bake_seconds = \"1800\"", "must be a number",
      "bake_seconds must be a number of seconds > 0"),
-    ("negative-bake", sub("bake_seconds = 15 ", "bake_seconds = -5 "),
+    ("negative-bake", sub("bake_seconds = 25 ", "bake_seconds = -5 "),
      "environments.lab.timings.bake_seconds", "bake_seconds = -5", "must be > 0, got -5",
      "bake_seconds must be a number of seconds > 0"),
     ("missing-key", sub("step_timeout_seconds = 900\n", ""),
@@ -302,7 +302,7 @@ def test_malformed_spec_is_refused_with_one_line(tmp_path, case):
 
 def test_only_the_first_problem_is_reported_with_a_count(tmp_path):
     edit = sub("players = 1000000", "players = -1")
-    path, text = write_variant(tmp_path, lambda t: edit(sub("bake_seconds = 15 ", "bake_seconds = -5 ")(t)))
+    path, text = write_variant(tmp_path, lambda t: edit(sub("bake_seconds = 25 ", "bake_seconds = -5 ")(t)))
     with pytest.raises(SpecError) as excinfo:
         load_spec(path)
     err = excinfo.value

@@ -105,7 +105,7 @@ def _spec_variant(tmp_path, name):
     if name == "syntax":
         body = MALFORMED[name][0]
     elif name == "negative bake":
-        body = text.replace("bake_seconds = 15 ", "bake_seconds = -5 ", 1)
+        body = text.replace("bake_seconds = 25 ", "bake_seconds = -5 ", 1)
     else:
         body = text.replace('phase = "attach-secondary"', 'phase = "atach-secondary"', 1)
     assert body != text
