@@ -178,9 +178,43 @@ class HealthCheck:
 
 
 @dataclass(frozen=True)
+class GeographyRouting:
+    id: str = "geography-routing"
+    title: str = "Route api.game.example per player geography (once; no player changes region)"
+
+    def describe(self, target: Target) -> list[str]:
+        source = target.spec.source_region
+        return [("when api.game.example is not yet scoped by geography: for each geography a pool "
+                 f"<geography>.api.game.example with {source}-<geography>-weighted weight 100 (the target the "
+                 "flat record has), then ONE route53:ChangeResourceRecordSets batch that deletes the flat records "
+                 "and creates the geolocation records geo-apac (AS), geo-eu (EU), geo-na (default *); wait INSYNC"),
+                f"every pool answers with {source}, so no player changes region; already scoped: nothing to do"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["nothing: the geography routing stays (every pool without this region routes as the flat record did)"]
+
+    def apply(self, ctx: StepContext) -> dict:
+        t = ctx.target
+        source = t.spec.source_region
+        endpoint = _p(t).runtime.api_endpoint(source)
+        homes = {name: region.geography for name, region in t.spec.regions.items()}
+        out = _p(t).dns.ensure_geography_front(source, homes, {source: endpoint} if endpoint else {})
+        ctx.checkpoint()
+        return out
+
+    def verify(self, ctx: StepContext) -> None:
+        check = geography_routing(ctx.target)
+        if not check.ok:
+            raise VerifyFailed(check.detail)
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.checkpoint()  # the front stays on purpose (see describe_undo); nothing to take back
+
+
+@dataclass(frozen=True)
 class DnsWeightZero:
     id: str = "dns-weight-0"
-    title: str = "Add the region's weight-0 record for api.game.example"
+    title: str = "Add the region's weight-0 record to its geography's pool of api.game.example"
 
     def describe(self, target: Target) -> list[str]:
         geo = _geography(target)
@@ -263,8 +297,8 @@ def geography_routing(t: Target) -> CheckResult:
     return CheckResult("geography-routing", ok,
                        f"{geo} players → {front.get(geo) or 'no geolocation record'}; pool "
                        f"{'holds' if ok else 'lacks'} {source}'s record",
-                       "scope the API name by geography first (lab: `migrate lab up`; AWS: the one-time change in "
-                       "runbooks/shift-traffic.md)")
+                       "run stand-up-region for the region: its geography-routing step scopes the API name "
+                       "(runbooks/shift-traffic.md)")
 
 
 def _replicated(t: Target) -> CheckResult:
@@ -290,12 +324,11 @@ class StandUpRegion:
             Check("foundation-ready", "tools present (terraform on AWS), quotas and CIDR free",
                   "install / free", _infra),
             Check("names-free", "the region's bucket name is free", "remove or rename", _names_free),
-            Check("geography-routing", "the API name routes the region's geography to its own pool",
-                  "scope routing by geography", geography_routing),
         ]
 
     def steps(self, target: Target):
-        return [RegionInfra(), Cache(), AssetsBucket(), DeployApi(), HealthCheck(), DnsWeightZero()]
+        return [RegionInfra(), Cache(), AssetsBucket(), DeployApi(), HealthCheck(), GeographyRouting(),
+                DnsWeightZero()]
 
     def verify(self, target: Target) -> list[Check]:
         return [

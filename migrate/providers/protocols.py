@@ -6,6 +6,7 @@ Every method is idempotent unless its contract says otherwise, and raises only p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Callable, Protocol
 
 ProgressFn = Callable[[int, int | None], None]  # (done, total or None when unknown)
@@ -219,6 +220,11 @@ class Dns(Protocol):
 
     def geography_front(self) -> dict[str, str]:
         """geography → the pool name the API name answers its players with ({} when unscoped); read-only."""
+
+    def ensure_geography_front(self, source_region: str, homes: Mapping[str, str],
+                               endpoints: Mapping[str, ApiEndpoint]) -> dict:
+        """Scope the API name by geography, every pool holding the source (idempotent; one swap batch, no
+        player changes region); returns what changed."""
 
     def ensure_health_check(self, region: str, endpoint: ApiEndpoint) -> str:
         """An HTTP health check on the region's /health, found by its caller reference; returns its id."""
