@@ -98,7 +98,7 @@ for geo, kind in rows:
     b = base["per_geography"][geo].get(kind, {})
     a = after["per_geography"][geo].get(kind, {})
     print(f"  {geo:9} {kind:20} {b.get('p95_ms', float('nan')):8.1f} ms {a.get('p95_ms', float('nan')):7.1f} ms")
-print("  (reads stay in Tokyo; writes still cross to the us-east-1 writer until cutover, twice per write)")
+print("  (reads stay in Tokyo; each write still crosses to the us-east-1 writer, once, until cutover)")
 led = during["ledger"]
 errors = sum(during["errors_by_kind"].values())
 print(f"Load while standing up and attaching two regions, shadowing and shifting APAC: "
