@@ -13,9 +13,18 @@ from moto.server import ThreadedMotoServer
 
 from migrate.providers.aws.clients import AwsClients
 from migrate.providers.aws.global_database import AwsGlobalDatabase
+from migrate.providers.protocols import ApiEndpoint
 
 SOURCE = "us-east-1"
 TOKYO = "ap-northeast-1"
+FRANKFURT = "eu-central-1"
+LAB_PORTS = {SOURCE: 18001, TOKYO: 18002, FRANKFURT: 18003}  # app ports the lab-style records point at
+
+
+def lab_endpoint(region: str, port: int | None = None) -> ApiEndpoint:
+    """A region's API as the lab exposes it (127.0.0.1:<app port>)."""
+    port = port or LAB_PORTS[region]
+    return ApiEndpoint(region=region, host="127.0.0.1", port=port, url=f"http://127.0.0.1:{port}")
 FAKE_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -129,3 +138,11 @@ def stubbed():
                            sleep=lambda _s: None)
     yield clients, db
     clients.assert_done()
+
+
+@pytest.fixture
+def zone(aws):
+    """The public zone game.example. in moto, as the lab creates it."""
+    answer = aws("route53").create_hosted_zone(Name="game.example.", CallerReference="lab-zone-game-example",
+                                               HostedZoneConfig={"Comment": "test", "PrivateZone": False})
+    return answer["HostedZone"]["Id"]

@@ -11,23 +11,7 @@ from migrate.errors import ProviderError
 from migrate.providers.aws.dns import Route53Dns, fqdn, from_spec
 from migrate.providers.protocols import ApiEndpoint, Dns
 
-from .conftest import SOURCE, TOKYO, StubbedClients
-
-FRANKFURT = "eu-central-1"
-LAB_PORTS = {SOURCE: 18001, TOKYO: 18002, FRANKFURT: 18003}
-
-
-def lab_endpoint(region: str, port: int | None = None) -> ApiEndpoint:
-    port = port or LAB_PORTS[region]
-    return ApiEndpoint(region=region, host="127.0.0.1", port=port, url=f"http://127.0.0.1:{port}")
-
-
-@pytest.fixture
-def zone(aws):
-    """The public zone game.example. in moto, as the lab creates it."""
-    answer = aws("route53").create_hosted_zone(Name="game.example.", CallerReference="lab-zone-game-example",
-                                               HostedZoneConfig={"Comment": "test", "PrivateZone": False})
-    return answer["HostedZone"]["Id"]
+from .conftest import FRANKFURT, LAB_PORTS, SOURCE, TOKYO, StubbedClients, lab_endpoint
 
 
 @pytest.fixture

@@ -10,22 +10,9 @@ from migrate.errors import ProviderError
 from migrate.providers.aws.dns import GEO_LOCATIONS, Route53Dns
 from migrate.providers.protocols import ApiEndpoint
 
-from .conftest import SOURCE, TOKYO
+from .conftest import FRANKFURT, SOURCE, TOKYO, lab_endpoint
 
-FRANKFURT = "eu-central-1"
-PORTS = {SOURCE: 18001, TOKYO: 18002, FRANKFURT: 18003}
 HOMES = {SOURCE: "na", TOKYO: "apac", FRANKFURT: "eu"}
-
-
-def lab_endpoint(region: str) -> ApiEndpoint:
-    return ApiEndpoint(region, "127.0.0.1", PORTS[region], f"http://127.0.0.1:{PORTS[region]}")
-
-
-@pytest.fixture
-def zone(aws):
-    answer = aws("route53").create_hosted_zone(Name="game.example.", CallerReference="lab-zone-game-example",
-                                               HostedZoneConfig={"Comment": "test", "PrivateZone": False})
-    return answer["HostedZone"]["Id"]
 
 
 @pytest.fixture

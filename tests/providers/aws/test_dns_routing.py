@@ -13,21 +13,7 @@ from migrate.providers.aws.dns import Route53Dns
 from migrate.providers.protocols import ApiEndpoint
 from migrate.providers.traffic import TrafficDns
 
-from .conftest import SOURCE, TOKYO, StubbedClients
-
-FRANKFURT = "eu-central-1"
-PORTS = {SOURCE: 18001, TOKYO: 18002, FRANKFURT: 18003}
-
-
-def lab_endpoint(region: str) -> ApiEndpoint:
-    return ApiEndpoint(region, "127.0.0.1", PORTS[region], f"http://127.0.0.1:{PORTS[region]}")
-
-
-@pytest.fixture
-def zone(aws):
-    answer = aws("route53").create_hosted_zone(Name="game.example.", CallerReference="lab-zone-game-example",
-                                               HostedZoneConfig={"Comment": "test", "PrivateZone": False})
-    return answer["HostedZone"]["Id"]
+from .conftest import FRANKFURT, LAB_PORTS, SOURCE, TOKYO, StubbedClients, lab_endpoint
 
 
 @pytest.fixture
@@ -165,7 +151,7 @@ def test_the_swap_is_one_change_batch_and_waits_for_insync():
     for region, check in ((TOKYO, "hc-apne1"), (SOURCE, "hc-use1")):
         r53.add_response("list_health_checks", {"HealthChecks": [
             {"Id": check, "CallerReference": f"lab-api-{region}", "HealthCheckVersion": 1,
-             "HealthCheckConfig": {"Type": "HTTP", "IPAddress": "127.0.0.1", "Port": PORTS[region]}}],
+             "HealthCheckConfig": {"Type": "HTTP", "IPAddress": "127.0.0.1", "Port": LAB_PORTS[region]}}],
             "IsTruncated": False, "Marker": "", "MaxItems": "100"}, {})
     expected_changes = [{"Action": "DELETE", "ResourceRecordSet": weighted[0]},
                         {"Action": "DELETE", "ResourceRecordSet": weighted[1]},
