@@ -3,6 +3,7 @@ throwaway folders (as the postgres user when we are root); nothing reuses the ma
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import uuid
@@ -12,6 +13,13 @@ import psycopg
 import pytest
 
 from migrate.lab.pg import PgCluster, free_port
+
+# Each pytest-xdist worker runs its own labs (clusters, Redis, apps, moto, WAN proxy, journals) in its
+# own temp folders; its own port range keeps them from ever meeting, in this process and in every
+# `migrate` subprocess a test starts (they inherit the variable).
+WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+PORTS_PER_WORKER = 1500
+os.environ["MIGRATE_PORT_RANGE"] = f"{20000 + WORKER * PORTS_PER_WORKER}-{20000 + (WORKER + 1) * PORTS_PER_WORKER}"
 
 
 def reachable_tmpdir(prefix: str) -> Path:

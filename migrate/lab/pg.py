@@ -101,11 +101,46 @@ def ensure_reachable_by_postgres(folder: Path) -> None:
                             "e.g. /tmp/migrate-lab")
 
 
+DEFAULT_PORT_RANGE = (20000, 32000)
+"""Where lab ports come from: below Linux's ephemeral range (32768-60999). A port the OS hands out
+for bind(0) comes from the ephemeral range, and between our closing the probe and a server binding it,
+any outgoing connection on the machine (the load generator, the WAN proxy) may take it as its local
+port: a lab component then fails to start, now and then. Ports below that range are never handed out
+to connections."""
+_port_cursor: int | None = None
+
+
+def port_range() -> tuple[int, int]:
+    """The [start, end) range free_port allocates from: MIGRATE_PORT_RANGE ("start-end"; each pytest
+    worker gets its own, so parallel labs never meet), else DEFAULT_PORT_RANGE."""
+    raw = os.environ.get("MIGRATE_PORT_RANGE", "")
+    if not raw:
+        return DEFAULT_PORT_RANGE
+    start, sep, end = raw.partition("-")
+    if not (sep and start.isdigit() and end.isdigit() and 1024 <= int(start) < int(end) <= 65536):
+        raise LabError(f"MIGRATE_PORT_RANGE={raw!r} is not a port range",
+                       hint="write it as START-END, e.g. 20000-21000 (END exclusive, START >= 1024)")
+    return int(start), int(end)
+
+
 def free_port() -> int:
-    """An unused TCP port on 127.0.0.1 (the OS picks it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that nothing listens on, from port_range(). Each process walks the
+    range from its own pid-derived offset, so two processes sharing a range rarely probe alike."""
+    global _port_cursor
+    start, end = port_range()
+    size = end - start
+    if _port_cursor is None or not start <= _port_cursor < end:
+        _port_cursor = start + (os.getpid() * 7919) % size
+    for _ in range(size):
+        port, _port_cursor = _port_cursor, start + (_port_cursor + 1 - start) % size
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise LabError(f"no free TCP port on 127.0.0.1 in {start}-{end}",
+                   hint="stop old labs (`migrate lab down`) or set MIGRATE_PORT_RANGE to a wider range")
 
 
 def port_open(port: int, host: str = "127.0.0.1", timeout: float = 0.5) -> bool:
