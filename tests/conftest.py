@@ -20,6 +20,11 @@ from migrate.lab.pg import PgCluster, free_port
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 PORTS_PER_WORKER = 1500
 os.environ["MIGRATE_PORT_RANGE"] = f"{20000 + WORKER * PORTS_PER_WORKER}-{20000 + (WORKER + 1) * PORTS_PER_WORKER}"
+# A test that names no journal or lab of its own still never shares the checkout's (or another
+# worker's): the defaults point into this worker's own folder.
+_WORKER_HOME = Path(tempfile.mkdtemp(prefix=f"migrate-test-gw{WORKER}-"))
+os.environ["MIGRATE_STATE"] = str(_WORKER_HOME / "state.db")
+os.environ["MIGRATE_LAB_DIR"] = str(_WORKER_HOME / "no-lab")
 
 
 def reachable_tmpdir(prefix: str) -> Path:
