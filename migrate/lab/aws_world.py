@@ -29,6 +29,7 @@ botocore session that reads neither the environment's profile nor ~/.aws."""
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -143,15 +144,22 @@ def _isolated_session():
 
 
 def lab_aws_clients(topology: LabTopology) -> LabAwsClients:
-    """Route 53 and S3 clients for the lab's moto server; nothing is read from the environment or ~/.aws."""
-    from botocore.config import Config
-
+    """Route 53 and S3 clients for the lab's moto server; nothing is read from the environment or ~/.aws.
+    One pair per moto endpoint and process: building a boto3 client costs ~0.1 s of CPU (it loads the
+    service model), and wait loops and gates ask for them every second (boto3 clients are thread-safe)."""
     if not topology.moto_port:
         raise LabError("this lab has no moto port", hint="run `migrate lab up`")
+    return _clients_for(topology.moto_endpoint)
+
+
+@functools.lru_cache(maxsize=8)
+def _clients_for(endpoint_url: str) -> LabAwsClients:
+    from botocore.config import Config
+
     session = _isolated_session()
     config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30,
                     s3={"addressing_style": "path"})
-    kwargs = dict(region_name=CLIENT_REGION, endpoint_url=topology.moto_endpoint, config=config,
+    kwargs = dict(region_name=CLIENT_REGION, endpoint_url=endpoint_url, config=config,
                   **FAKE_CREDENTIALS)
     return LabAwsClients(route53=session.client("route53", **kwargs), s3=session.client("s3", **kwargs))
 
