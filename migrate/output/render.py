@@ -163,13 +163,26 @@ def _num(v) -> str:
 
 
 def history_table(events) -> Table:
+    """The journal, one row per event. Four columns, so that it stays readable at 80 (make, CI, a
+    pipe): where the event happened reads "phase · region · step"; the date and the actor are shown
+    only when they change."""
     table = Table(title="journal", title_justify="left")
-    for col in ("serial", "time (UTC)", "actor", "kind", "phase", "region", "step", "detail"):
-        table.add_column(col, overflow="fold")
+    table.add_column("serial", justify="right")
+    table.add_column("time (UTC)", no_wrap=True)
+    table.add_column("event", overflow="fold", ratio=2)
+    table.add_column("detail", overflow="fold", ratio=3)
+    last_day = last_actor = None
     for e in events:
         detail = e.data.get("error") or e.data.get("action") or e.data.get("reason") or ""
         if not detail and e.kind == "step_succeeded" and e.data.get("outputs"):
             detail = ", ".join(f"{k}={v}" for k, v in e.data["outputs"].items())
-        table.add_row(str(e.serial), e.at.strftime("%Y-%m-%d %H:%M:%S"), e.actor, e.kind,
-                      e.phase or "", e.region or "", e.step or "", str(detail))
+        day = e.at.strftime("%Y-%m-%d")
+        when = e.at.strftime("%H:%M:%S") if day == last_day else e.at.strftime("%Y-%m-%d %H:%M:%S")
+        last_day = day
+        where = " · ".join(part for part in (e.phase, e.region, e.step) if part)
+        event = f"{e.kind} ({where})" if where else e.kind
+        if e.actor and e.actor != last_actor:
+            event += f" by {e.actor}"
+        last_actor = e.actor
+        table.add_row(str(e.serial), when, event, str(detail))
     return table
