@@ -25,8 +25,13 @@ check-tools:
 
 setup: check-tools $(STAMP)
 
+# In parallel (DESIGN §7): each worker runs its own labs on its own ports. The lab tests mostly wait on
+# WAN delays and bakes, so more workers than cores pay; a module stays on one worker (its fixtures
+# build one lab world, e.g. Tokyo attached, for all its tests).
+TEST_WORKERS ?= 4
+
 test: setup $(CHECKOV)
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 demo: setup
 	bash scripts/demo.sh
