@@ -79,6 +79,7 @@ from fastapi import APIRouter, Request
 from hdrh.histogram import HdrHistogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.shadow_lists import KeyedList, compare_keyed
 from app.watched import WatchedJson, WatchedParameter
 
 log = logging.getLogger("app.shadow")
@@ -112,6 +113,8 @@ class EndpointRule:
     diff: bool = True  # False: mirrored for latency and errors only (answers differ by design)
     ignore: tuple[tuple[str, ...], ...] = ()  # extra field patterns dropped from the diff
     staleness_seconds: float = 0.0  # the candidate may answer what the primary answered this recently
+    # top-level list fields compared per key, lag judged by each entry's version (app/shadow_lists.py)
+    keyed_lists: dict[str, KeyedList] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -157,10 +160,17 @@ class ShadowConfig:
         for route, rule in (raw.get("endpoints") or {}).items():
             if not isinstance(rule, dict):
                 raise ValueError(f"endpoints[{route!r}] must be an object")
+            keyed = rule.get("keyed_lists") or {}
+            if not isinstance(keyed, dict):
+                raise ValueError(f"endpoints[{route!r}].keyed_lists must be an object: list field → rule")
+            try:
+                keyed_lists = {str(name): KeyedList.parse(spec) for name, spec in keyed.items()}
+            except ValueError as exc:
+                raise ValueError(f"endpoints[{route!r}].keyed_lists: {exc}") from None
             endpoints[route] = EndpointRule(
                 diff=bool(rule.get("diff", True)),
                 ignore=tuple(_pattern(p) for p in rule.get("ignore_fields", [])),
-                staleness_seconds=float(rule.get("staleness_seconds", 0.0)))
+                staleness_seconds=float(rule.get("staleness_seconds", 0.0)), keyed_lists=keyed_lists)
         methods = raw.get("methods", ["GET", "HEAD"])
         return cls(
             enabled=True, mirror_id=raw["mirror_id"], geography=raw["geography"].lower(),
@@ -187,7 +197,8 @@ class ShadowConfig:
                 "primary_url": self.primary_url, "api_host": self.api_host,
                 "ignore_fields": [".".join(p) for p in self.ignore],
                 "endpoints": {r: {"diff": e.diff, "ignore_fields": [".".join(p) for p in e.ignore],
-                                  "staleness_seconds": e.staleness_seconds}
+                                  "staleness_seconds": e.staleness_seconds,
+                                  "keyed_lists": {n: k.public() for n, k in e.keyed_lists.items()}}
                               for r, e in self.endpoints.items()},
                 "timeout_seconds": self.timeout_seconds, "queue_max": self.queue_max,
                 "workers": self.workers, "recheck_seconds": self.recheck_seconds}
@@ -491,6 +502,37 @@ class _Answer:
     def fields(self) -> dict[FieldPath, Any]:
         return answer_fields(self.status or 0, self.body, self.content_type)
 
+    def document(self) -> Any:
+        return _document(self.body, self.content_type)
+
+
+def _document(body: bytes, content_type: str) -> Any:
+    """The answer's JSON value (None when it is not JSON)."""
+    if not body or "json" not in content_type:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _without_lists(fields: dict[FieldPath, Any], names) -> dict[FieldPath, Any]:
+    """The flattened answer less the keyed lists (compared by key, not by index)."""
+    return {path: value for path, value in fields.items() if not (path and path[0] in names)}
+
+
+def keyed_differences(rule: EndpointRule, target: str, primary: Any, second: Any, candidate: Any,
+                      now: float) -> tuple[list[FieldPath], int]:
+    """(real differences, differences explained by the route's bound) of every keyed list of a route;
+    now: Unix seconds (entry versions are the primary's wall-clock times)."""
+    mismatched, explained = [], 0
+    for name, spec in rule.keyed_lists.items():
+        outcome = compare_keyed(name, primary, second, candidate, spec, now=now,
+                                bound_seconds=rule.staleness_seconds, limit=spec.limit(target))
+        mismatched.extend(outcome.mismatched)
+        explained += outcome.explained
+    return mismatched, explained
+
 
 def _error_kind(exc: Exception) -> str:
     if isinstance(exc, httpx.TimeoutException):
@@ -526,12 +568,14 @@ class Mirror:
     """One app instance's mirror: the watched switch, the queue, the workers and the report."""
 
     def __init__(self, path: Path | None, region: str | None = None, *,
-                 switch: WatchedParameter | None = None, emf: EmfEmitter | None = None) -> None:
+                 switch: WatchedParameter | None = None, emf: EmfEmitter | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.switch: WatchedJson | WatchedParameter = switch if switch is not None else WatchedJson(path)
         self.path = path
         self.where = switch.where if switch is not None else (str(path) if path else None)  # None: cannot mirror
         self.region = region  # only a switch naming this region as the source turns mirroring on here
         self.emf = emf
+        self.clock = clock  # Unix seconds: "now" for the versions keyed lists carry (the apps' clocks)
         self._background: list[asyncio.Task] = []
         self._raw: dict[str, Any] | None = None
         self.config: ShadowConfig | None = None
@@ -743,6 +787,13 @@ class Mirror:
         key = f"{sample.method} {sample.target}"
         first = answer_fields(sample.status, sample.answer, sample.content_type)
         second_fields, candidate_fields = second.fields(), candidate.fields()
+        keyed_mismatched, keyed_explained = [], 0
+        if rule.keyed_lists:
+            first, second_fields, candidate_fields = (_without_lists(f, rule.keyed_lists)
+                                                      for f in (first, second_fields, candidate_fields))
+            keyed_mismatched, keyed_explained = keyed_differences(
+                rule, sample.target, _document(sample.answer, sample.content_type), second.document(),
+                candidate.document(), self.clock())
         now = time.monotonic()
         if rule.staleness_seconds > 0:
             report.remember(key, sample.at, first, rule.staleness_seconds)
@@ -752,7 +803,8 @@ class Mirror:
         suspects = [p for p in diff.mismatched
                     if not report.seen_recently(key, p, candidate_fields.get(p, ABSENT), now,
                                                 rule.staleness_seconds)]
-        stale = len(diff.mismatched) - len(suspects)
+        stale = len(diff.mismatched) - len(suspects) + keyed_explained
+        suspects += keyed_mismatched
         still = suspects
         if suspects and config.recheck_seconds > 0:
             still = await self._recheck(sample, suspects, ignore, rule, key)
@@ -787,13 +839,20 @@ class Mirror:
         if before.error or candidate.error or after.error:
             return suspects  # could not clear them
         first, again, cand = before.fields(), after.fields(), candidate.fields()
+        keyed_mismatched: list[FieldPath] = []
+        if rule.keyed_lists:
+            first, again, cand = (_without_lists(f, rule.keyed_lists) for f in (first, again, cand))
+            keyed_mismatched, _ = keyed_differences(rule, sample.target, before.document(), after.document(),
+                                                    candidate.document(), self.clock())
         now = time.monotonic()
         if rule.staleness_seconds > 0:
             sample.report.remember(key, now, again, rule.staleness_seconds)
         diff = three_way(first, again, cand, ignore)
-        differing = set(diff.mismatched)
+        differing = set(diff.mismatched) | set(keyed_mismatched)
+        keyed = set(keyed_mismatched)  # already judged by their versions: no history to consult
         return [p for p in suspects if p in differing
-                and not sample.report.seen_recently(key, p, cand.get(p, ABSENT), now, rule.staleness_seconds)]
+                and (p in keyed or not sample.report.seen_recently(key, p, cand.get(p, ABSENT), now,
+                                                                   rule.staleness_seconds))]
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait until every queued sample is compared (tests)."""

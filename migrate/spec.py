@@ -233,6 +233,19 @@ FIELD_PATTERN = r"^[^.\s]+(\.[^.\s]+)*$"
 FieldPattern = Annotated[str, Field(pattern=FIELD_PATTERN)]
 
 
+class ShadowKeyedList(_Model):
+    """One keyed list of a route's answers (app/shadow_lists.py says how it is compared)."""
+
+    key: str = Field(min_length=1, description="the entry field naming an entry, e.g. \"player_id\"")
+    version: str = Field(min_length=1, description="the entry field saying when its value was set "
+                         "(ISO 8601 time or Unix seconds), e.g. \"achieved_at\"")
+    order: str = Field("", description="the field the list is ranked by, \"-\" first when "
+                       "descending, e.g. \"-sort_key\"")
+    rank: str = Field("rank", description="the positional field (1..n), checked within each answer")
+    limit_param: str = Field("limit", description="the query parameter capping the list's length")
+    default_limit: int = Field(100, ge=1, description="the list's cap when the request names none")
+
+
 class ShadowEndpoint(_Model):
     """A [shadow.endpoints."ROUTE"] table: how the answers of one route template are compared."""
 
@@ -244,6 +257,10 @@ class ShadowEndpoint(_Model):
     staleness_seconds: float = Field(0.0, ge=0, description="a number of seconds >= 0: the "
                                      "candidate may answer what the primary answered this recently "
                                      "(the data type's documented bound, e.g. a cache)")
+    keyed_lists: dict[str, ShadowKeyedList] = Field(
+        default_factory=dict, description="a table of top-level list fields compared per key, not per "
+        "index, each entry's lag judged by its version against staleness_seconds, e.g. "
+        "{ entries = { key = \"player_id\", version = \"achieved_at\", order = \"-sort_key\" } }")
 
 
 class Shadow(_Model):

@@ -61,7 +61,8 @@ def ignore_rules(target: Target) -> IgnoreRules:
     """migration.toml [shadow] ignore_fields and endpoints, as the provider takes them."""
     s = target.spec.shadow
     return IgnoreRules(tuple(s.ignore_fields), tuple(
-        EndpointRule(route, e.diff, tuple(e.ignore_fields), e.staleness_seconds)
+        EndpointRule(route, e.diff, tuple(e.ignore_fields), e.staleness_seconds,
+                     tuple((name, rule.model_dump()) for name, rule in e.keyed_lists.items()))
         for route, e in s.endpoints.items()))
 
 

@@ -16,13 +16,11 @@ mkdir -p .migrate
 
 # The lab has a few dozen players on line, not millions: the demo's copy of the spec mirrors half of
 # APAC's players (production: 5 %) and asks 100 compared answers (production: 200), so the shadow gate
-# fills in about a minute. At that sample the global leaderboard — eventual by design (a merge of
-# cached regional top-100s; its convergence is measured, not diffed) — changes under the players
-# faster than its staleness rule clears, so the demo mirrors it for latency and errors only.
+# fills in about a minute.
 DEMO_SPEC=.migrate/demo-migration.toml
 sed -e 's/^sample_rate = 0.05 /sample_rate = 0.5 /' -e 's/^min_samples = 200 /min_samples = 100 /' \
-    -e 's/^staleness_seconds = 11.0$/diff = false/' migration.toml > "$DEMO_SPEC"
-grep -q '^sample_rate = 0.5 ' "$DEMO_SPEC" && grep -q '^min_samples = 100 ' "$DEMO_SPEC" && grep -q '^diff = false$' "$DEMO_SPEC"
+    migration.toml > "$DEMO_SPEC"
+grep -q '^sample_rate = 0.5 ' "$DEMO_SPEC" && grep -q '^min_samples = 100 ' "$DEMO_SPEC"
 export MIGRATE_SPEC="$DEMO_SPEC"
 
 say "Fresh start: remove any earlier demo lab and demo journal"

@@ -30,6 +30,7 @@ class EndpointRule:
     diff: bool = True  # False: mirrored for latency and errors only
     ignore_fields: tuple[str, ...] = ()  # field patterns this route's diff ignores
     staleness_seconds: float = 0.0  # the candidate may answer what the primary answered this recently
+    keyed_lists: tuple[tuple[str, dict[str, Any]], ...] = ()  # (list field, its rule): compared per key
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,8 @@ class IgnoreRules:
     def to_json(self) -> dict[str, Any]:
         return {"ignore_fields": list(self.fields),
                 "endpoints": {e.route: {"diff": e.diff, "ignore_fields": list(e.ignore_fields),
-                                        "staleness_seconds": e.staleness_seconds}
+                                        "staleness_seconds": e.staleness_seconds,
+                                        "keyed_lists": dict(e.keyed_lists)}
                               for e in self.endpoints}}
 
 
