@@ -148,6 +148,18 @@ class LabSettings(_Model):
         return Path(self.lab_dir)
 
 
+class ShadowSampling(_Model):
+    """An [environments.NAME.shadow] table: the environment's own sample and patience, which depend on
+    how many players it has (a lab's few dozen fill 200 answers at 5 % only after many minutes)."""
+
+    sample_rate: float | None = Field(None, gt=0, le=1, description="a fraction in (0, 1] of players "
+                                      "mirrored in this environment (default: [shadow] sample_rate)")
+    min_samples: int | None = Field(None, gt=0, description="a whole number > 0 of compared answers "
+                                    "before the gate can pass here (default: [shadow] min_samples)")
+    max_observe_bakes: int | None = Field(None, gt=0, description="a whole number > 0 of bakes to "
+                                          "wait for min_samples here (default: [shadow] max_observe_bakes)")
+
+
 class EnvironmentBody(_Model):
     """An [environments.NAME] table as written in the file."""
 
@@ -162,6 +174,8 @@ class EnvironmentBody(_Model):
     timings: Timings = Field(description="a [timings] table")
     aws: AwsSettings | None = Field(None, description="an [aws] table (kind = \"aws\" only)")
     lab: LabSettings | None = Field(None, description="a [lab] table (kind = \"lab\" only)")
+    shadow: ShadowSampling | None = Field(None, description="a [shadow] table overriding [shadow]'s "
+                                          "sample_rate, min_samples or max_observe_bakes here")
 
 
 class EnvironmentSpec(EnvironmentBody):
@@ -370,6 +384,12 @@ class Spec(BaseModel):
             raise SpecError(f"unknown environment '{name}'", where=str(self.path), hint=hint,
                             details={"environment": name, "known": known})
         return self.environments[name]
+
+    def shadow_in(self, env: EnvironmentSpec) -> Shadow:
+        """[shadow] as it applies in `env`: its [environments.NAME.shadow] values win."""
+        if env.shadow is None:
+            return self.shadow
+        return self.shadow.model_copy(update=env.shadow.model_dump(exclude_none=True))
 
     def phase_entries(self, phase: str | None = None, region: str | None = None) -> list[PhaseEntry]:
         """The programme's entries for `phase` and/or `region` (None = any), in order; may be empty."""

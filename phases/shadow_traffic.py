@@ -59,7 +59,7 @@ def _per_env(target: Target, lab: str, aws: str) -> str:
 
 def ignore_rules(target: Target) -> IgnoreRules:
     """migration.toml [shadow] ignore_fields and endpoints, as the provider takes them."""
-    s = target.spec.shadow
+    s = target.spec.shadow_in(target.env)
     return IgnoreRules(tuple(s.ignore_fields), tuple(
         EndpointRule(route, e.diff, tuple(e.ignore_fields), e.staleness_seconds,
                      tuple((name, rule.model_dump()) for name, rule in e.keyed_lists.items()))
@@ -67,7 +67,7 @@ def ignore_rules(target: Target) -> IgnoreRules:
 
 
 def _start(target: Target, mirror_id: str) -> dict:
-    s = target.spec.shadow
+    s = target.spec.shadow_in(target.env)
     return _mirror(target).start_mirror(target.spec.source_region, target.region, _geography(target),
                                         s.sample_rate, s.reads_only, ignore_rules(target),
                                         mirror_id=mirror_id, recheck_seconds=s.recheck_seconds)
@@ -85,7 +85,7 @@ def evaluate(target: Target, report: MirrorReport, window_done: bool = True) -> 
     Fail as soon as the mismatches (or candidate errors) exceed what the threshold allows even at
     min_samples: more data cannot bring the rate back under it. Pass needs min_samples compared
     answers. Too few is inconclusive, never a pass."""
-    s = target.spec.shadow
+    s = target.spec.shadow_in(target.env)
     values = report.totals()
     thresholds = {"max_diff_rate": s.max_diff_rate, "error_rate_max": s.error_rate_max,
                   "min_samples": s.min_samples}
@@ -151,7 +151,7 @@ class StartMirror:
     title: str = "Mirror a sample of the geography's reads to the region"
 
     def describe(self, target: Target) -> list[str]:
-        s, src = target.spec.shadow, target.spec.source_region
+        s, src = target.spec.shadow_in(target.env), target.spec.source_region
         return [_per_env(target, f"write the lab's shadow.json: {src}'s app mirrors",
                          f"ssm:PutParameter {src}'s shadow switch (the SSM parameter its ECS tasks poll, "
                          "SHADOW_PARAMETER): its tasks mirror")
@@ -193,7 +193,7 @@ class Observe:
     title: str = "Compare mirrored answers until the shadow gate decides"
 
     def describe(self, target: Target) -> list[str]:
-        s, bake = target.spec.shadow, target.env.timings.bake_seconds
+        s, bake = target.spec.shadow_in(target.env), target.env.timings.bake_seconds
         return [f"watch the mirror's report for at least {bake:g}s and until {s.min_samples} answers are "
                 f"compared (give up after {bake * s.max_observe_bakes:g}s: Inconclusive, pause for a human)",
                 f"gate: real mismatches ≤ {_pct(s.max_diff_rate)} of compared answers and candidate "
@@ -204,7 +204,7 @@ class Observe:
 
     def apply(self, ctx: StepContext) -> dict:
         t = ctx.target
-        s, timings, source = t.spec.shadow, t.env.timings, t.spec.source_region
+        s, timings, source = t.spec.shadow_in(t.env), t.env.timings, t.spec.source_region
         saved = ctx.saved
         mirror_id = saved.get("mirror_id") or ctx.outputs_of("start-mirror").get("mirror_id")
         if saved.get("failed") or mirror_id is None:

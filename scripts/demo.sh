@@ -14,14 +14,8 @@ RATE="${RATE:-40}"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 mkdir -p .migrate
 
-# The lab has a few dozen players on line, not millions: the demo's copy of the spec mirrors half of
-# APAC's players (production: 5 %) and asks 100 compared answers (production: 200), so the shadow gate
-# fills in about a minute.
-DEMO_SPEC=.migrate/demo-migration.toml
-sed -e 's/^sample_rate = 0.05 /sample_rate = 0.5 /' -e 's/^min_samples = 200 /min_samples = 100 /' \
-    migration.toml > "$DEMO_SPEC"
-grep -q '^sample_rate = 0.5 ' "$DEMO_SPEC" && grep -q '^min_samples = 100 ' "$DEMO_SPEC"
-export MIGRATE_SPEC="$DEMO_SPEC"
+# The shipped migration.toml as it is: its [environments.lab.shadow] sizes the shadow sample for a lab.
+export MIGRATE_SPEC="$PWD/migration.toml"
 
 say "Fresh start: remove any earlier demo lab and demo journal"
 $M lab down

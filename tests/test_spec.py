@@ -155,6 +155,13 @@ def test_lab_defaults_when_left_out(tmp_path):
     assert lab.lab is not None and lab.lab.lab_dir == ".lab" and lab.lab.players == 1_000_000
 
 
+def test_an_environment_sizes_its_own_shadow_sample(spec):
+    lab, aws = spec.shadow_in(spec.environment("lab")), spec.shadow_in(spec.environment("aws"))
+    assert (lab.sample_rate, lab.min_samples) == (0.5, 100)  # [environments.lab.shadow]
+    assert (aws.sample_rate, aws.min_samples) == (spec.shadow.sample_rate, spec.shadow.min_samples)
+    assert lab.max_observe_bakes == spec.shadow.max_observe_bakes and lab.endpoints == spec.shadow.endpoints
+
+
 # -- malformed files ---------------------------------------------------------------------------
 
 # (id, edit, field expected in `where` (or None), text of the line expected in `where` (or None),
@@ -260,6 +267,9 @@ CASES = [
      "age..seconds", "entries.*.achieved_at"),
     ("shadow-negative-recheck", sub("recheck_seconds = 1.0", "recheck_seconds = -1.0"),
      "shadow.recheck_seconds", "recheck_seconds = -1.0", "must be >= 0", "seconds >= 0"),
+    ("lab-shadow-rate-over-one", sub("[environments.lab.shadow]\nsample_rate = 0.5",
+                                     "[environments.lab.shadow]\nsample_rate = 5"),
+     "environments.lab.shadow.sample_rate", "sample_rate = 5", "must be <= 1", "(0, 1]"),
     ("unknown-kind", sub('kind = "aws"', 'kind = "gcp"'),
      "environments.aws.kind", 'kind = "gcp"', "unknown environment kind 'gcp'", "lab, aws"),
 ]

@@ -34,6 +34,10 @@ PHASE = "shadow-traffic"
 STEP_IDS = ["start-mirror", "observe", "report"]
 MIN_SAMPLES = 20
 APAC = {"X-Player-Geo": "apac"}
+LAB_SHADOW = """[environments.lab.shadow]
+sample_rate = 0.5
+min_samples = 100
+"""  # migration.toml's lab sample, replaced by the module's
 
 
 def _variant(text: str, **values) -> str:
@@ -60,13 +64,12 @@ def tokyo(lab, lab_spec, tmp_path_factory):
     assert get_phase(PHASE).built, "register ShadowTraffic in phases/__init__.py"
     folder = tmp_path_factory.mktemp("shadow")
     text = _variant(_lab_bake(Path(lab_spec).read_text(), 1),
-                    rate=("sample_rate = 0.05 ", "sample_rate = 1.0 "),
-                    samples=("min_samples = 200               #", f"min_samples = {MIN_SAMPLES} #"),
+                    lab=(LAB_SHADOW, f"[environments.lab.shadow]\nsample_rate = 1.0\nmin_samples = {MIN_SAMPLES}\n"),
                     observe=("max_observe_bakes = 12", "max_observe_bakes = 30"))
     spec = folder / "migration.toml"
     spec.write_text(text)
     no_data = folder / "no-data.toml"
-    no_data.write_text(_variant(text, rate=("sample_rate = 1.0 ", "sample_rate = 0.000001 "),
+    no_data.write_text(_variant(text, rate=("\nsample_rate = 1.0\n", "\nsample_rate = 0.000001\n"),
                                 observe=("max_observe_bakes = 30", "max_observe_bakes = 3")))
     reset_targets(lab)
     env = {"MIGRATE_LAB_DIR": str(lab.lab_dir), "MIGRATE_STATE": str(folder / "setup.db"),
