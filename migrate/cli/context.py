@@ -77,3 +77,15 @@ def execute(ctx: typer.Context, command: str, body: Callable[[Options], tuple[An
         print_json(envelope(command, True, data, None, code))
     sys.stdout.flush()
     raise typer.Exit(code)
+
+
+def yes_option() -> Any:
+    """`--yes`, taken by every mutating command (scripts and runbooks pass it everywhere alike)."""
+    return typer.Option(False, "--yes", "-y", help="do not ask for confirmation")
+
+
+def confirm(question: str, yes: bool, opts: Options) -> None:
+    """Ask `question` on a terminal unless --yes or --output json; no answer aborts, nothing changed."""
+    if yes or opts.json or not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return
+    typer.confirm(question, abort=True, err=True)

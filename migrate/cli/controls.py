@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from migrate import exit_codes
-from migrate.cli.context import execute
+from migrate.cli.context import confirm, execute, yes_option
 from migrate.output.console import err
 
 _HELP = {
@@ -21,10 +21,12 @@ def register(app: typer.Typer) -> None:
 
 
 def _add(app: typer.Typer, action: str) -> None:
-    def command(ctx: typer.Context) -> None:
+    def command(ctx: typer.Context, yes: bool = yes_option()) -> None:
         def body(opts):
             from migrate.engine.services import request
 
+            if action == "abort":  # the running phase rolls back: worth one question on a terminal
+                confirm(f"Abort the running operation on environment '{opts.env}' (it rolls back)?", yes, opts)
             session = opts.session()
             try:
                 event = request(session, action)

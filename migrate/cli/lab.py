@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from migrate import exit_codes
-from migrate.cli.context import execute
+from migrate.cli.context import execute, yes_option
 from migrate.output.console import err, out
 
 app = typer.Typer(no_args_is_help=True,
@@ -77,7 +77,8 @@ def _print(report, opts) -> None:
 
 @app.command("up")
 def up_cmd(ctx: typer.Context, players: int = typer.Option(None, "--players",
-                                                          help="synthetic players to seed (default from the spec: 1,000,000)")) -> None:
+                                                          help="synthetic players to seed (default from the spec: 1,000,000)"),
+          yes: bool = yes_option()) -> None:
     """Build the lab (idempotent): us-east-1 PostgreSQL seeded by COPY, Redis and the app; moto (Route 53, S3); the WAN proxy."""
 
     def body(opts):
@@ -98,7 +99,7 @@ def up_cmd(ctx: typer.Context, players: int = typer.Option(None, "--players",
 
 
 @app.command("down")
-def down_cmd(ctx: typer.Context) -> None:
+def down_cmd(ctx: typer.Context, yes: bool = yes_option()) -> None:
     """Stop every lab process (checking none is left) and remove the lab folder."""
 
     def body(opts):

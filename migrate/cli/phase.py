@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from migrate import exit_codes
-from migrate.cli.context import execute
+from migrate.cli.context import confirm, execute, yes_option
 from migrate.output.console import err, out
 
 app = typer.Typer(no_args_is_help=True, help="List, run and roll back phases.")
@@ -37,7 +37,7 @@ def run_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase nam
             region: Optional[str] = typer.Option(None, "--region", help="target region"),
             dry_run: bool = typer.Option(False, "--dry-run", help="show the plan and run preflight only; change nothing"),
             plan_file: Optional[Path] = typer.Option(None, "--plan", help="a plan saved by `migrate plan --out`; refused if stale"),
-            yes: bool = typer.Option(False, "--yes", help="do not ask for confirmation")) -> None:
+            yes: bool = yes_option()) -> None:
     """Apply a phase (resuming where the journal says it stopped)."""
 
     def body(opts):
@@ -63,9 +63,9 @@ def run_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase nam
                         "rehearsal": rehearsal}
                 return data, exit_codes.CHANGES_PENDING if ok and plan.changes_pending else (
                     exit_codes.OK if ok else exit_codes.ERROR)
-            if not yes and not opts.json and plan_file is None and _interactive():
-                typer.confirm(f"Run {phase}" + (f" in {region}" if region else "")
-                              + f" on environment '{opts.env}'?", abort=True, err=True)
+            if plan_file is None:  # a saved plan was reviewed already
+                confirm(f"Run {phase}" + (f" in {region}" if region else "") + f" on environment '{opts.env}'?",
+                        yes, opts)
             outcome = run_phase(session, phase, region, plan_file=plan_file,
                                 reporter=None if opts.json else RichReporter())
         finally:
@@ -80,7 +80,8 @@ def run_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase nam
 
 @app.command("rollback")
 def rollback_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase name"),
-                 region: Optional[str] = typer.Option(None, "--region", help="target region")) -> None:
+                 region: Optional[str] = typer.Option(None, "--region", help="target region"),
+                 yes: bool = yes_option()) -> None:
     """Undo every step of the phase that was touched, in reverse; safe to repeat, resumes after a crash."""
 
     def body(opts):
@@ -88,6 +89,8 @@ def rollback_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phas
         from migrate.output.live import RichReporter
         from migrate.output.render import outcome_text
 
+        confirm(f"Roll back {phase}" + (f" in {region}" if region else "") + f" on environment '{opts.env}'?",
+                yes, opts)
         session = opts.session()
         try:
             outcome = rollback_phase(session, phase, region, reporter=None if opts.json else RichReporter())
@@ -99,8 +102,3 @@ def rollback_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phas
 
     execute(ctx, "phase rollback", body)
 
-
-def _interactive() -> bool:
-    import sys
-
-    return sys.stdin.isatty() and sys.stderr.isatty()

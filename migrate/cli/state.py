@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from migrate import exit_codes
-from migrate.cli.context import execute
+from migrate.cli.context import execute, yes_option
 from migrate.errors import UsageError
 from migrate.output.console import err, out
 
@@ -59,7 +59,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("unlock")
     def unlock_cmd(ctx: typer.Context, lock_id: str = typer.Argument(..., help="the lock id shown in the refusal or `migrate status`"),
-                   force: bool = typer.Option(False, "--force", help="required: breaking a lease is deliberate")) -> None:
+                   force: bool = typer.Option(False, "--force", help="required: breaking a lease is deliberate"),
+                   yes: bool = yes_option()) -> None:
         """Break a stale lease left by a crashed run (`migrate unlock --force LOCK_ID`)."""
 
         def body(opts):

@@ -174,3 +174,12 @@ def test_a_team_shared_postgresql_journal_works_through_the_cli(pg_database):
     history = envelope(migrate("--state", pg_database, "--output", "json", "history"))["data"]
     assert [e["kind"] for e in history] == ["lock_broken"]
     store.close()
+
+
+@pytest.mark.parametrize("command", [["phase", "rollback", "attach-secondary", "--region", "eu-central-1"],
+                                     ["abort"], ["pause"], ["resume"], ["unlock", "--force", "x"],
+                                     ["lab", "down"]], ids=lambda c: " ".join(c[:2]))
+def test_every_mutating_command_takes_yes_like_phase_run(command, own_state):
+    """Runbooks pass --yes to every command alike; none may refuse it as an unknown option."""
+    proc = migrate(*command, "--yes")
+    assert "No such option" not in proc.stderr and proc.returncode in (0, 1), proc.stderr
