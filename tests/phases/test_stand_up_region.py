@@ -4,9 +4,7 @@ every step, each resumed to the same verified end state."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 from pathlib import Path
 
 import httpx
@@ -16,6 +14,8 @@ from migrate.engine import services
 from migrate.lab import aws_world
 from phases.stand_up_region import StandUpRegion
 from tests.cli_helpers import migrate
+from tests.phases import harness
+from tests.phases.harness import PhaseUnderTest
 from tests.conftest import SPEC
 
 REGION = "ap-northeast-1"
@@ -67,20 +67,11 @@ def assert_nothing_left(lab, region=REGION):
     assert not (lab.lab_dir / "regions" / region).exists()
 
 
+STAND_UP = PhaseUnderTest("stand-up-region", REGION, tuple(STEP_IDS), assert_stood_up, assert_nothing_left)
+
+
 def test_stand_up_verify_rollback_stand_up_verify(clean_lab):
-    session = open_session()
-    try:
-        first = services.run_phase(session, "stand-up-region", REGION)
-        assert first.status == "succeeded" and all(c.ok for c in first.verify)
-        assert_stood_up(clean_lab)
-        back = services.rollback_phase(session, "stand-up-region", REGION)
-        assert [s["result"] for s in back.steps] == ["undone"] * len(STEP_IDS)
-        assert_nothing_left(clean_lab)
-        assert services.run_phase(session, "stand-up-region", REGION).status == "succeeded"
-        assert_stood_up(clean_lab)
-        assert services.run_phase(session, "stand-up-region", REGION).status == "already-done"
-    finally:
-        session.close()
+    harness.lifecycle(STAND_UP, clean_lab)
 
 
 def test_the_region_reads_from_its_local_replica_once_attached(clean_lab):
@@ -95,18 +86,11 @@ def test_the_region_reads_from_its_local_replica_once_attached(clean_lab):
     assert back["role"] == "writer"
 
 
-CRASH_POINTS = [(point, step) for step in STEP_IDS for point in ("before", "inside", "after")]
-
-
-@pytest.mark.parametrize("point,step", CRASH_POINTS, ids=[f"{p}:{s}" for p, s in CRASH_POINTS])
+@pytest.mark.parametrize("point,step", STAND_UP.crash_points(), ids=[f"{p}:{s}" for p, s in STAND_UP.crash_points()])
 def test_crash_then_resume_reaches_the_same_verified_end(clean_lab, point, step):
-    killed = migrate("phase", "run", "stand-up-region", "--region", REGION, "--yes",
-                     env={"MIGRATE_FAULT": f"{point}:{step}"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = migrate("phase", "run", "stand-up-region", "--region", REGION, "--yes")
-    assert resumed.returncode == 0, resumed.stderr
-    assert_stood_up(clean_lab)
-    history = json.loads(migrate("--output", "json", "history", "--limit", "0").stdout)["data"]
-    assert [e["kind"] for e in history][-1] == "run_succeeded"
-    migrate("phase", "rollback", "stand-up-region", "--region", REGION, check=0)
-    assert_nothing_left(clean_lab)
+    harness.crash_then_resume(STAND_UP, clean_lab, point, step)
+
+
+@pytest.mark.parametrize("step", [STEP_IDS[-1], STEP_IDS[0]])
+def test_crash_inside_rollback_then_rollback_again_leaves_nothing(clean_lab, step):
+    harness.crash_inside_rollback_then_rollback_again(STAND_UP, clean_lab, step)

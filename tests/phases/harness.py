@@ -1,0 +1,120 @@
+"""One lifecycle and crash harness for every phase (DESIGN §7, like pgroll's one harness for every
+operation). A phase module declares what its phase looks like from the outside (`PhaseUnderTest`:
+how to tell it is applied and that nothing is left, read from the real world, not the journal) and
+gets:
+
+- `lifecycle`: apply → verify → rollback → apply → verify, and a run of a finished phase is
+  already-done;
+- `crash_then_resume`: the `migrate` CLI SIGKILLs itself at a step boundary or inside a step
+  (MIGRATE_FAULT); the same phase run again reaches the same verified end, the interrupted step ran
+  exactly once more, and a rollback then leaves nothing;
+- `crash_inside_rollback_then_rollback_again`: the rollback dies, is run again, nothing is left.
+
+Only the run that dies is a subprocess (the process boundary is the point: nothing tidies up after a
+SIGKILL); resuming, reading the journal and rolling back happen in-process through the engine's
+service functions, as the CLI would call them (each `migrate` start costs ~1.5 s of CPU)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from migrate.engine import services
+from tests.cli_helpers import migrate
+from tests.conftest import SPEC
+
+POINTS = ("before", "inside", "after")
+
+
+@dataclass(frozen=True)
+class PhaseUnderTest:
+    """What the harness needs to know about one phase in one region."""
+
+    name: str  # the phase's name, as on the command line
+    region: str | None  # the target region (None for a global phase)
+    step_ids: tuple[str, ...]  # every step, in order
+    applied: Callable[[Any], None]  # asserts, from the lab's real processes, that the phase is in place
+    nothing_left: Callable[[Any], None]  # asserts that no trace of the phase is left
+    # step → the checkpoint `inside:` dies at (e.g. "@3": after two chunks were journaled); default the first
+    inside_at: dict[str, str] = field(default_factory=dict)
+
+    def crash_points(self) -> list[tuple[str, str]]:
+        """Every (point, step) a run can die at: before, inside and after each step."""
+        return [(point, step) for step in self.step_ids for point in POINTS]
+
+    def fault(self, point: str, step: str) -> str:
+        """The MIGRATE_FAULT value for a crash at `point` of `step`."""
+        return f"{point}:{step}" + (self.inside_at.get(step, "") if point == "inside" else "")
+
+    def cli_target(self) -> list[str]:
+        return [self.name] + (["--region", self.region] if self.region else [])
+
+
+@contextmanager
+def session() -> Iterator[services.Session]:
+    """An engine session on the test's spec and journal (MIGRATE_SPEC / MIGRATE_STATE)."""
+    opened = services.open_session(Path(os.environ.get("MIGRATE_SPEC", SPEC)), "lab")
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def journal_kinds() -> list[tuple[str, str | None]]:
+    """(kind, step) of every event of the test's own journal, oldest first, read in-process."""
+    with session() as s:
+        return [(e.kind, e.step) for e in services.history(s, 0)]
+
+
+def lifecycle(phase: PhaseUnderTest, lab) -> None:
+    """apply → verify → rollback → apply → verify; then running it again has nothing to do."""
+    with session() as s:
+        first = services.run_phase(s, phase.name, phase.region)
+        assert first.status == "succeeded" and all(c.ok for c in first.verify), first.to_json()
+        phase.applied(lab)
+        back = services.rollback_phase(s, phase.name, phase.region)
+        assert back.status == "rolled-back", back.to_json()
+        assert [step["result"] for step in back.steps] == ["undone"] * len(phase.step_ids)
+        phase.nothing_left(lab)
+        assert services.rollback_phase(s, phase.name, phase.region).status == "nothing-to-roll-back"
+        again = services.run_phase(s, phase.name, phase.region)
+        assert again.status == "succeeded" and all(c.ok for c in again.verify), again.to_json()
+        phase.applied(lab)
+        assert services.run_phase(s, phase.name, phase.region).status == "already-done"
+
+
+def die_at(phase: PhaseUnderTest, fault: str, *command: str) -> None:
+    """Run `migrate phase run|rollback …` in a subprocess that SIGKILLs itself at `fault`."""
+    killed = migrate("phase", *command, *phase.cli_target(), "--yes", env={"MIGRATE_FAULT": fault})
+    assert killed.returncode == -signal.SIGKILL, f"{fault}: exit {killed.returncode}\n{killed.stderr}"
+
+
+def crash_then_resume(phase: PhaseUnderTest, lab, point: str, step: str) -> None:
+    """Die at (point, step); run again to the same verified end; the interrupted step ran once more;
+    roll back to nothing."""
+    die_at(phase, phase.fault(point, step), "run")
+    with session() as s:
+        resumed = services.run_phase(s, phase.name, phase.region)
+        assert resumed.status == "succeeded" and all(c.ok for c in resumed.verify), resumed.to_json()
+    phase.applied(lab)
+    events = journal_kinds()
+    assert [k for k, _ in events].count("run_started") == 2 and events[-1][0] == "run_succeeded", events
+    assert events.count(("step_started", step)) == 2, events  # the interrupted step ran again, once
+    with session() as s:
+        assert services.rollback_phase(s, phase.name, phase.region).status == "rolled-back"
+    phase.nothing_left(lab)
+
+
+def crash_inside_rollback_then_rollback_again(phase: PhaseUnderTest, lab, step: str) -> None:
+    """Applied; the rollback dies before undoing `step`; rolling back again leaves nothing."""
+    with session() as s:
+        assert services.run_phase(s, phase.name, phase.region).status in ("succeeded", "already-done")
+    die_at(phase, f"undo-before:{step}", "rollback")
+    with session() as s:
+        assert services.rollback_phase(s, phase.name, phase.region).status == "rolled-back"
+    phase.nothing_left(lab)
