@@ -5,9 +5,7 @@ step boundary and inside every step; re-running the same command reaches the sam
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 from pathlib import Path
 
 import psycopg
@@ -16,7 +14,8 @@ import pytest
 from migrate.engine import services
 from migrate.providers.lab.global_database import LabGlobalDatabase
 from phases.attach_secondary import AttachSecondary
-from tests.cli_helpers import migrate
+from tests.phases import harness
+from tests.phases.harness import PhaseUnderTest
 from tests.conftest import SPEC
 
 REGION = "ap-northeast-1"
@@ -88,34 +87,16 @@ def test_attach_verify_rollback_attach_verify(clean_lab):
         assert conn.execute("select coins from players where id = 7").fetchone()[0] == 424242
 
 
-CRASH_POINTS = [(point, step) for step in STEP_IDS for point in ("before", "inside", "after")]
+# inside verify-data: at the third checkpoint, i.e. after two chunks were compared and journaled
+ATTACH = PhaseUnderTest("attach-secondary", REGION, tuple(STEP_IDS), assert_attached_and_verified,
+                        assert_nothing_left, inside_at={"verify-data": "@3"})
 
 
-@pytest.mark.parametrize("point,step", CRASH_POINTS, ids=[f"{p}:{s}" for p, s in CRASH_POINTS])
+@pytest.mark.parametrize("point,step", ATTACH.crash_points(), ids=[f"{p}:{s}" for p, s in ATTACH.crash_points()])
 def test_crash_then_resume_reaches_the_same_verified_end(clean_lab, point, step):
-    # inside verify-data: at the third checkpoint, i.e. after two chunks were compared and journaled
-    fault = f"{point}:{step}" + ("@3" if (point, step) == ("inside", "verify-data") else "")
-    killed = migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes",
-                     env={"MIGRATE_FAULT": fault})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes")
-    assert resumed.returncode == 0, resumed.stderr
-    assert_attached_and_verified(clean_lab)
-    history = json.loads(migrate("--output", "json", "history", "--limit", "0").stdout)["data"]
-    kinds = [e["kind"] for e in history]
-    assert kinds.count("run_started") == 2 and kinds[-1] == "run_succeeded"
-    starts = [e for e in history if e["kind"] == "step_started" and e["step"] == step]
-    assert len(starts) == 2  # the interrupted step ran again, once
-    rolled = migrate("phase", "rollback", "attach-secondary", "--region", REGION)
-    assert rolled.returncode == 0, rolled.stderr
-    assert_nothing_left(clean_lab)
+    harness.crash_then_resume(ATTACH, clean_lab, point, step)
 
 
 @pytest.mark.parametrize("step", ["seed-secondary", "reserve-replication"])
 def test_crash_inside_rollback_then_rollback_again_leaves_nothing(clean_lab, step):
-    migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes", check=0)
-    killed = migrate("phase", "rollback", "attach-secondary", "--region", REGION,
-                     env={"MIGRATE_FAULT": f"undo-before:{step}"})
-    assert killed.returncode == -signal.SIGKILL
-    migrate("phase", "rollback", "attach-secondary", "--region", REGION, check=0)
-    assert_nothing_left(clean_lab)
+    harness.crash_inside_rollback_then_rollback_again(ATTACH, clean_lab, step)
