@@ -2,20 +2,18 @@
 background): Tokyo is stood up and attached once for the module, then the phase mirrors APAC reads
 from us-east-1's app to Tokyo through the WAN link. Lifecycle, a crash at every step boundary and
 inside every step, a candidate that really answers differently (and an ignore rule for it), a gate
-without data that pauses for a human, and the live latency with the mirror on and off (reported,
-not judged: timings belong in bench/)."""
+without data that pauses for a human. What mirroring costs the live latency is measured in
+bench/shadow_overhead.py, not here (timings belong in bench/). Crash cases run through the shared
+phase harness (tests/phases/harness.py)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import signal
-import statistics
 import time
 from pathlib import Path
 
-import httpx
 import psycopg
 import pytest
 
@@ -26,6 +24,9 @@ from migrate.providers.lab.shadow import LabShadowMirror
 from phases import get_phase
 from tests.cli_helpers import envelope, migrate, start_migrate
 from tests.conftest import reset_targets
+from tests.phases import harness
+from tests.phases.harness import PhaseUnderTest
+from migrate.engine import services
 
 pytestmark = pytest.mark.lab
 
@@ -108,7 +109,9 @@ def shadow_env(tokyo, lab, tmp_path, monkeypatch):
 
 
 def _history() -> list[dict]:
-    return envelope(migrate("--output", "json", "history", "--limit", "0"))["data"]
+    """The test's journal, read in-process (the wait loops poll it)."""
+    with harness.session() as session:
+        return [{"kind": e.kind, "step": e.step, "data": e.data} for e in services.history(session, 0)]
 
 
 def assert_shadowing(mirror: LabShadowMirror) -> dict:
@@ -118,8 +121,9 @@ def assert_shadowing(mirror: LabShadowMirror) -> dict:
     assert report.enabled and report.target == REGION and report.geography == "apac"
     assert report.compared >= MIN_SAMPLES and report.mismatched == 0, report.summary()
     assert report.candidate_errors == 0, report.summary()
-    status = envelope(migrate("--output", "json", "status"))["data"]
-    row = next(r for r in status["phases"] if r["phase"] == PHASE and r["region"] == REGION)
+    with harness.session() as session:
+        phases = services.status(session, with_replication=False).phases
+    row = next(r for r in phases if r["phase"] == PHASE and r["region"] == REGION)
     assert row["status"] == "succeeded"
     assert row["last_gate"]["verdict"] == "pass"
     return report.summary()
@@ -152,19 +156,14 @@ def test_shadow_report_rollback_shadow_again(shadow_env):
     assert again["data"]["status"] == "already-done"
 
 
-CRASH_POINTS = [(point, step) for step in STEP_IDS for point in ("before", "inside", "after")]
+SHADOW = PhaseUnderTest(PHASE, REGION, tuple(STEP_IDS),
+                        applied=lambda lab: assert_shadowing(LabShadowMirror(lab)),
+                        nothing_left=lambda lab: assert_not_shadowing(LabShadowMirror(lab)))
 
 
-@pytest.mark.parametrize("point,step", CRASH_POINTS, ids=[f"{p}:{s}" for p, s in CRASH_POINTS])
-def test_crash_then_resume_reaches_the_same_end(shadow_env, point, step):
-    killed = migrate("phase", "run", PHASE, "--region", REGION, "--yes", env={"MIGRATE_FAULT": f"{point}:{step}"})
-    assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = migrate("phase", "run", PHASE, "--region", REGION, "--yes")
-    assert resumed.returncode == 0, resumed.stderr
-    assert_shadowing(shadow_env)
-    assert [e["kind"] for e in _history()][-1] == "run_succeeded"
-    migrate("phase", "rollback", PHASE, "--region", REGION, check=0)
-    assert_not_shadowing(shadow_env)
+@pytest.mark.parametrize("point,step", SHADOW.crash_points(), ids=[f"{p}:{s}" for p, s in SHADOW.crash_points()])
+def test_crash_then_resume_reaches_the_same_end(shadow_env, lab, point, step):
+    harness.crash_then_resume(SHADOW, lab, point, step)
 
 
 def test_preflight_refuses_a_region_that_was_never_stood_up(shadow_env):
@@ -242,62 +241,3 @@ def test_a_gate_without_data_is_inconclusive_and_pauses_until_abort(shadow_env, 
             run.kill()
     assert run.returncode == 3, err  # aborted, rollback completed
     assert_not_shadowing(shadow_env)
-
-
-def _latencies(url: str, ids: list[int], every_s: float) -> list[float]:
-    """Live reads paced at a steady rate (so the mirror works alongside them, not after them)."""
-    out = []
-    with httpx.Client(base_url=url, headers=APAC, timeout=10) as client:
-        next_at = time.perf_counter()
-        for pid in ids:
-            time.sleep(max(0.0, next_at - time.perf_counter()))
-            next_at += every_s
-            started = time.perf_counter()
-            assert client.get(f"/v1/players/{pid}").status_code == 200
-            out.append((time.perf_counter() - started) * 1000)
-    return out
-
-
-def _p(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100)[q - 1]
-
-
-def test_live_latency_with_the_mirror_on_and_off(shadow_env, lab):
-    """The live answer is sent before any mirror work starts, but the mirror shares the source app's
-    event loop and its second primary sample is one more request for the source to serve: that cost
-    shows as the ratio of live latency with the mirror on and off (players' load running in the
-    background throughout), with every read mirrored and at the shipped sample rate. Printed, not
-    judged (timings belong in bench/)."""
-    from app.shadow import player_sampled
-    from migrate.providers.shadow import IgnoreRules
-    from migrate.spec import load_spec
-    from tests.conftest import SPEC
-
-    shipped = load_spec(SPEC).shadow.sample_rate
-    url, ids, every_s = lab.app_url(SOURCE_REGION), list(range(1, 101)), 0.04  # 25 reads/s
-    latencies: dict[str, list[float]] = {"off": [], "all": [], "shipped": []}
-    for block, mode in enumerate(["off", "all", "shipped"] * 2):  # interleaved: drift hits all alike
-        if mode == "off":
-            latencies[mode] += _latencies(url, ids, every_s)
-            continue
-        rate = 1.0 if mode == "all" else shipped
-        shadow_env.start_mirror(SOURCE_REGION, REGION, "apac", rate, True, IgnoreRules(),
-                                mirror_id=f"latency-{block}")
-        latencies[mode] += _latencies(url, ids, every_s)
-        deadline = time.monotonic() + 30
-        while shadow_env.mirror_report(SOURCE_REGION).queue_depth and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1)  # the last ones in flight
-        report = shadow_env.mirror_report(SOURCE_REGION)
-        ours = next(e for e in report.endpoints if e.route == "/v1/players/{player_id}")
-        # it really mirrored our sampled reads (and the background players' APAC reads), losing none
-        assert ours.sampled >= sum(player_sampled(str(pid), rate) for pid in ids) and ours.lost == 0
-        shadow_env.stop_mirror(SOURCE_REGION)
-    off = latencies["off"]
-    line = [f"live GET /v1/players/{{id}} at us-east-1, 25/s, {len(off)} per mode: off p50 "
-            f"{statistics.median(off):.2f} ms / p95 {_p(off, 95):.2f} ms"]
-    for mode, label in (("all", "every read mirrored"), ("shipped", f"sample_rate {shipped:g}")):
-        on = latencies[mode]
-        line.append(f"{label}: p50 {statistics.median(on):.2f} ms / p95 {_p(on, 95):.2f} ms, ratio p50 "
-                    f"{statistics.median(on) / statistics.median(off):.2f}, p95 {_p(on, 95) / _p(off, 95):.2f}")
-    print("\n" + "; ".join(line))
