@@ -12,9 +12,8 @@ generator resolving api.game.example with the TTL and health checks, gates from 
 
 No timing is a pass/fail threshold here; the lab spec is shortened (schedule 50 → 100, bake 8 s > TTL
 5 s, min_samples 5, p95 ceilings far out of the way: the tests pin the mechanics, bench/ the figures).
-
-The phase is registered in phases/__init__.py by the lead; until then the CLI is started with it
-registered (`REGISTER`), which is a no-op once it is."""
+The journal is read in-process (tests/phases/harness.py); `migrate` runs as a subprocess where the
+process boundary is the point (a SIGKILL, an abort from a second terminal, exit codes)."""
 
 from __future__ import annotations
 
@@ -22,8 +21,7 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,18 +30,14 @@ import pytest
 from bench.load.resolver import Resolver, route53_client
 from bench.load.runner import start_load
 from migrate.lab import aws_world, processes, world
-from tests.cli_helpers import envelope
+from migrate.engine import services
+from tests.cli_helpers import envelope, migrate, start_migrate
+from tests.phases import harness
 from tests.conftest import reset_targets
 
 REGION, SOURCE = "ap-northeast-1", "us-east-1"
 STEP_IDS = ["shift-weights", "latency-records"]
 RATE = 40  # player requests per second: ≥ min_samples per geography in each 3 s gate window
-REGISTER = ("import phases\n"
-            "from phases.shift_traffic import ShiftTraffic\n"
-            "if not phases.get_phase('shift-traffic').built:\n"
-            "    phases._BUILT['shift-traffic'] = ShiftTraffic()\n"
-            "from migrate.cli.main import run\n"
-            "run()\n")
 
 
 def _sub(pattern: str, replacement: str, text: str) -> str:
@@ -83,11 +77,6 @@ def tokyo(lab, shift_spec, tmp_path_factory):
         mp.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
         mp.setenv("MIGRATE_STATE", str(state))
         mp.setenv("MIGRATE_SPEC", str(shift_spec))
-        import phases
-        from phases.shift_traffic import ShiftTraffic
-
-        if not phases.get_phase("shift-traffic").built:
-            mp.setitem(phases._BUILT, "shift-traffic", ShiftTraffic())
         reset_targets(lab)
         try:
             yield lab
@@ -95,35 +84,21 @@ def tokyo(lab, shift_spec, tmp_path_factory):
             reset_targets(lab)
 
 
-def cli(*args: str, env: dict | None = None, timeout: float = 300, check: int | None = None):
-    full = {**os.environ, "COLUMNS": "200", **(env or {})}
-    proc = subprocess.run([sys.executable, "-c", REGISTER, "--spec", full["MIGRATE_SPEC"], *args],
-                          capture_output=True, text=True, timeout=timeout, env=full, check=False)
-    if check is not None:
-        assert proc.returncode == check, f"exit {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
-    return proc
-
-
-def start_cli(*args: str, env: dict | None = None) -> subprocess.Popen:
-    full = {**os.environ, "COLUMNS": "200", **(env or {})}
-    return subprocess.Popen([sys.executable, "-c", REGISTER, "--spec", full["MIGRATE_SPEC"], *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full)
-
-
 def ensure_tokyo() -> None:
-    """stand-up-region, attach-secondary and shadow-traffic (under a short load) for Tokyo through the
-    CLI (already-done when they are)."""
-    cli("phase", "run", "stand-up-region", "--region", REGION, "--yes", check=0)
-    cli("phase", "run", "attach-secondary", "--region", REGION, "--yes", check=0)
-    status = json.loads(cli("--output", "json", "status").stdout)["data"]["phases"]
-    shadow = next(r for r in status if r["phase"] == "shadow-traffic" and r["region"] == REGION)
-    if shadow["status"] != "succeeded":
-        load = start_load(_lab_topology(), duration_s=300, rate=RATE, seed=3)
-        try:
-            cli("phase", "run", "shadow-traffic", "--region", REGION, "--yes", check=0)
-        finally:
-            load.stop()
-            load.wait(timeout=180)
+    """stand-up-region, attach-secondary and shadow-traffic (under a short load) for Tokyo, through the
+    engine in-process (already-done when they are)."""
+    with harness.session() as session:
+        for phase in ("stand-up-region", "attach-secondary"):
+            assert services.run_phase(session, phase, REGION).status in ("succeeded", "already-done")
+        phases = services.status(session, with_replication=False).phases
+        shadow = next(r for r in phases if r["phase"] == "shadow-traffic" and r["region"] == REGION)
+        if shadow["status"] != "succeeded":
+            load = start_players(_lab_topology(), seed=3)
+            try:
+                assert services.run_phase(session, "shadow-traffic", REGION).status == "succeeded"
+            finally:
+                load.stop()
+                load.wait(timeout=180)
 
 
 def _lab_topology():
@@ -133,7 +108,11 @@ def _lab_topology():
 
 
 def history() -> list[dict]:
-    return envelope(cli("--output", "json", "history", "--limit", "0"))["data"]
+    """The module's journal, read in-process (the wait loops poll it)."""
+    with harness.session() as session:
+        return [{"serial": e.serial, "at": e.at.isoformat(), "kind": e.kind, "phase": e.phase, "step": e.step,
+                 "data": e.data}
+                for e in services.history(session, 0)]
 
 
 def gates(since: int = 0) -> list[dict]:
@@ -178,6 +157,14 @@ def assert_back_on_source(lab) -> None:
     assert_other_geographies_untouched(lab)
 
 
+def start_players(lab, seed: int):
+    """Players at RATE in the background, returned once they resolved the API name and set off."""
+    started = threading.Event()
+    load = start_load(lab, duration_s=900, rate=RATE, seed=seed, on_start=lambda _info: started.set())
+    assert started.wait(60), "the players never started"
+    return load
+
+
 def wait_for(predicate, what: str, timeout: float = 120.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -192,8 +179,7 @@ def wait_for(predicate, what: str, timeout: float = 120.0):
 def players(tokyo):
     """Players playing in the background for one test; the report (ledger checked) after it."""
     ensure_tokyo()
-    load = start_load(tokyo, duration_s=900, rate=RATE, seed=int(time.time()) % 1000)
-    time.sleep(2)
+    load = start_players(tokyo, seed=7)
     reports = []
     yield reports
     load.stop()
@@ -207,7 +193,7 @@ def players(tokyo):
 def test_a_gate_without_data_is_inconclusive_pauses_and_abort_puts_traffic_back(tokyo):
     ensure_tokyo()
     since = last_serial()
-    run = start_cli("phase", "run", "shift-traffic", "--region", REGION, "--yes")
+    run = start_migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes")
     try:
         first = wait_for(lambda: gates(since), "the first gate evaluation")[0]
         assert first["verdict"] == "inconclusive" and first["at"] == "50 %"
@@ -217,13 +203,13 @@ def test_a_gate_without_data_is_inconclusive_pauses_and_abort_puts_traffic_back(
         wait_for(lambda: [e for e in history() if e["kind"] == "run_paused" and e["serial"] > since], "the pause")
         assert routing(tokyo)[0] == {SOURCE: 50, REGION: 50}  # held at the step, not moved further
 
-        cli("resume", check=0)  # resume bakes and evaluates again: still nothing, so it pauses again
+        migrate("resume", check=0)  # resume bakes and evaluates again: still nothing, so it pauses again
         wait_for(lambda: len(gates(since)) >= 2, "the second evaluation")
         assert gates(since)[1]["verdict"] == "inconclusive"
         wait_for(lambda: len([e for e in history() if e["kind"] == "run_paused" and e["serial"] > since]) >= 2,
                  "the second pause")
 
-        cli("abort", check=0)
+        migrate("abort", check=0)
         _, err = run.communicate(timeout=120)
     finally:
         if run.poll() is None:
@@ -232,7 +218,7 @@ def test_a_gate_without_data_is_inconclusive_pauses_and_abort_puts_traffic_back(
     assert_back_on_source(tokyo)
     kinds = [e["kind"] for e in history() if e["serial"] > since]
     assert kinds.index("run_aborted") < kinds.index("rollback_succeeded")
-    status = envelope(cli("--output", "json", "status"))["data"]
+    status = envelope(migrate("--output", "json", "status"))["data"]
     row = next(r for r in status["phases"] if r["phase"] == "shift-traffic" and r["region"] == REGION)
     assert row["last_gate"]["verdict"] == "inconclusive"
 
@@ -240,7 +226,7 @@ def test_a_gate_without_data_is_inconclusive_pauses_and_abort_puts_traffic_back(
 # --- lifecycle -----------------------------------------------------------------------------------
 def test_shift_verify_rollback_shift_again(tokyo, players):
     since = last_serial()
-    done = cli("--output", "json", "phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
+    done = migrate("--output", "json", "phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
     outcome = envelope(done)["data"]
     assert outcome["status"] == "succeeded"
     assert all(c["ok"] for c in outcome["verify"])
@@ -255,14 +241,14 @@ def test_shift_verify_rollback_shift_again(tokyo, players):
         assert all(v["samples"] >= 5 and v["p95_ms"] for v in g["values"]["geographies"].values())
         assert g["values"]["replication_lag_seconds"] is not None
 
-    assert cli("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)  # already done
-    back = envelope(cli("--output", "json", "phase", "rollback", "shift-traffic", "--region", REGION, check=0))
+    assert migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)  # already done
+    back = envelope(migrate("--output", "json", "phase", "rollback", "shift-traffic", "--region", REGION, check=0))
     assert [s["result"] for s in back["data"]["steps"]] == ["undone", "undone"]
     assert_back_on_source(tokyo)
 
-    cli("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
+    migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
     assert_shifted(tokyo)
-    cli("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
+    migrate("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
     assert_back_on_source(tokyo)
 
 
@@ -278,9 +264,9 @@ def test_a_crash_at_every_point_resumes_to_the_same_end_state(tokyo, players):
     next run resumes it. The rollback is crashed the same way at every undo point."""
     since = last_serial()
     for fault in FORWARD_FAULTS:
-        killed = cli("phase", "run", "shift-traffic", "--region", REGION, "--yes", env={"MIGRATE_FAULT": fault})
+        killed = migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes", env={"MIGRATE_FAULT": fault})
         assert killed.returncode == -signal.SIGKILL, f"{fault}: {killed.stderr}"
-    cli("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
+    migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
     assert_shifted(tokyo)
     assert [e["kind"] for e in history()][-1] == "run_succeeded"
     # a killed bake never counts as passed: 50 % passed once before the crash after it, the 100 % step
@@ -290,9 +276,9 @@ def test_a_crash_at_every_point_resumes_to_the_same_end_state(tokyo, players):
     assert all(v == "pass" for _, v in verdicts)
 
     for fault in UNDO_FAULTS:
-        killed = cli("phase", "rollback", "shift-traffic", "--region", REGION, env={"MIGRATE_FAULT": fault})
+        killed = migrate("phase", "rollback", "shift-traffic", "--region", REGION, env={"MIGRATE_FAULT": fault})
         assert killed.returncode == -signal.SIGKILL, f"{fault}: {killed.stderr}"
-    cli("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
+    migrate("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
     assert_back_on_source(tokyo)
     assert [e["kind"] for e in history()][-1] == "rollback_succeeded"
 
@@ -306,10 +292,9 @@ def _ts(iso: str) -> float:
 
 def test_chaos_target_app_killed_mid_shift_reverts_to_the_last_passed_step(tokyo):
     ensure_tokyo()
-    load = start_load(tokyo, duration_s=900, rate=RATE, seed=99)
-    time.sleep(2)
+    load = start_players(tokyo, seed=99)
     since = last_serial()
-    run = start_cli("phase", "run", "shift-traffic", "--region", REGION, "--yes")
+    run = start_migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes")
     try:
         wait_for(lambda: any(g["at"] == "50 %" and g["verdict"] == "pass" for g in gates(since)), "50 % to pass")
         wait_for(lambda: routing(tokyo)[1], "the latency records")
@@ -353,5 +338,5 @@ def test_chaos_target_app_killed_mid_shift_reverts_to_the_last_passed_step(tokyo
         "gate_detected_after_change_s": failed["detected_after_seconds"], "revert_s": failed["revert_seconds"],
         "ledger": {k: ledger[k] for k in ("acknowledged", "found", "lost", "unknown")}}))
 
-    cli("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
+    migrate("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
     assert_back_on_source(tokyo)
