@@ -24,6 +24,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from pydantic_core import PydanticCustomError
 
 from migrate.errors import SpecError, UnknownRegion
+from migrate.names import GEOGRAPHIES, PHASE_CATALOGUE, PHASES, REGIONS, SOURCE_REGION
 from migrate.spec_locate import Loc, key_lines, line_of
 from migrate.spec_report import (Problem, dotted, pydantic_problems, raise_first, suggest,
                                  syntax_problem)
@@ -31,15 +32,11 @@ from migrate.spec_report import (Problem, dotted, pydantic_problems, raise_first
 # -- names (DESIGN §10) ------------------------------------------------------------------------
 
 DEFAULT_SPEC_PATH = Path("migration.toml")
-REGIONS = ("us-east-1", "ap-northeast-1", "eu-central-1")
-GEOGRAPHIES = ("apac", "na", "eu")
-PHASES = ("stand-up-region", "attach-secondary", "shadow-traffic", "shift-traffic",
-          "expand-schema", "cutover", "contract-schema")
-REGIONAL_PHASES = ("stand-up-region", "attach-secondary", "shadow-traffic", "shift-traffic")
-"""Phases that run once per target region, in the order a region must go through them."""
-GLOBAL_PHASES = ("expand-schema", "contract-schema")
+REGIONAL_PHASES = tuple(e.name for e in PHASE_CATALOGUE[:[e.regional for e in PHASE_CATALOGUE].index(False)])
+"""The phases every target region goes through, in order, before the schema is expanded (the
+catalogue's regional phases ahead of its first global one)."""
+GLOBAL_PHASES = tuple(e.name for e in PHASE_CATALOGUE if not e.regional)
 """Phases that act on the one global schema and take no region."""
-SOURCE_REGION = "us-east-1"
 DEFAULT_LAB_STATE_URL = "sqlite:///.migrate/lab-state.db"
 MIX_TOLERANCE = 1e-6
 
@@ -65,11 +62,10 @@ def _env_name(value: Any) -> Any:
     return value
 
 
-RegionName = Annotated[Literal["us-east-1", "ap-northeast-1", "eu-central-1"],
+RegionName = Annotated[Literal[REGIONS],
                        _choice("region", REGIONS)]
-Geography = Annotated[Literal["apac", "na", "eu"], _choice("geography", GEOGRAPHIES, "geographies")]
-PhaseName = Annotated[Literal["stand-up-region", "attach-secondary", "shadow-traffic",
-                              "shift-traffic", "expand-schema", "cutover", "contract-schema"],
+Geography = Annotated[Literal[GEOGRAPHIES], _choice("geography", GEOGRAPHIES, "geographies")]
+PhaseName = Annotated[Literal[PHASES],
                       _choice("phase", PHASES)]
 Role = Annotated[Literal["source", "target"], _choice("role", ("source", "target"))]
 Kind = Annotated[Literal["lab", "aws"], _choice("environment kind", ("lab", "aws"))]

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from migrate.engine.model import Check, CheckResult, StepContext, Target
+from migrate.phasekit.checks import lag_within_budget
+from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.providers.protocols import GlobalDatabase
 
@@ -33,15 +34,6 @@ def _fmt_bytes(n: int | None) -> str:
 def _per_env(target: Target, lab: str, aws: str) -> str:
     """The exact action for the environment the plan is for (reviewers read one, not both)."""
     return aws if target.env.kind == "aws" else lab
-
-
-def lag_within_budget(target: Target, lag) -> bool:
-    """Streaming, and within both budgets; a figure the provider cannot give (Aurora has no byte
-    lag) is not held against it, but an unknown time lag never passes."""
-    t = target.env.timings
-    return (lag.state == "streaming" and lag.lag_seconds is not None
-            and lag.lag_seconds <= t.lag_budget_seconds
-            and (lag.lag_bytes is None or lag.lag_bytes <= t.lag_budget_bytes))
 
 
 # --- steps --------------------------------------------------------------------------------------
@@ -388,3 +380,6 @@ class AttachSecondary:
     def rollback_summary(self, target: Target) -> list[str]:
         return [f"point {target.region}'s reads back at the writer", "stop/detach the secondary",
                 "delete its copy", "release the replication channel"]
+
+
+PHASE: Phase = AttachSecondary()

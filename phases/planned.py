@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate.engine.model import Check, CheckResult, Step, Target
+from migrate.phasekit.model import Check, CheckResult, Step, Target
 from migrate.errors import PhaseNotBuilt
 
 
@@ -67,10 +67,11 @@ class PlannedPhase:
     def rollback_summary(self, target: Target) -> list[str]:
         return list(self.rollback_text)
 
-    def not_built_error(self) -> PhaseNotBuilt:
+    def not_built_error(self, built: list[str]) -> PhaseNotBuilt:
+        """The refusal to run it; `built`: the phases that are (the engine's registry knows)."""
         return PhaseNotBuilt(f"phase '{self.name}' is not built yet: it is planned, not implemented",
                              hint=f"see `migrate plan --phase {self.name}` for what it will do; "
-                                  f"built so far: stand-up-region, attach-secondary, shadow-traffic, shift-traffic")
+                                  f"built so far: {', '.join(built)}")
 
 
 PLANNED: dict[str, PlannedPhase] = {p.name: p for p in (

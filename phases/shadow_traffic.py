@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from migrate.engine.model import Check, CheckResult, StepContext, Target
+from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.providers.shadow import (
     EndpointRule,
@@ -36,7 +36,7 @@ from migrate.providers.shadow import (
     MirrorReport,
     ShadowMirror,
 )
-from phases.attach_secondary import lag_within_budget
+from migrate.phasekit.checks import lag_within_budget
 
 GATE = "shadow-diff"
 
@@ -381,3 +381,6 @@ class ShadowTraffic:
 
     def rollback_summary(self, target: Target) -> list[str]:
         return [f"switch {target.spec.source_region}'s mirror off"]
+
+
+PHASE: Phase = ShadowTraffic()

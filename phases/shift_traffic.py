@@ -43,8 +43,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
-from migrate.engine.gates import GateResult, Thresholds, evaluate, summary
-from migrate.engine.model import Check, CheckResult, StepContext, Target
+from migrate.phasekit.gates import GateResult, Thresholds, evaluate, summary
+from migrate.phasekit.checks import geography_routing, lag_within_budget
+from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.errors import MigrateError, ProviderError, VerifyFailed
 from migrate.providers.protocols import ApiEndpoint
 from migrate.providers.traffic import (
@@ -472,12 +473,6 @@ def _bake_exceeds_ttl(t: Target) -> CheckResult:
                        f"raise bake_seconds of environment '{t.env.name}' above {ttl} s in migration.toml")
 
 
-def _geography_routing(t: Target) -> CheckResult:
-    from phases.stand_up_region import geography_routing
-
-    return geography_routing(t)
-
-
 def _stood_up(t: Target) -> CheckResult:
     endpoint = t.providers.runtime.api_endpoint(t.region)
     routing = _dns(t).routing()
@@ -492,8 +487,6 @@ def _stood_up(t: Target) -> CheckResult:
 
 
 def _streaming(t: Target) -> CheckResult:
-    from phases.attach_secondary import lag_within_budget
-
     lag = t.providers.global_database.replication_lag(t.region)
     return CheckResult("secondary-streaming", lag_within_budget(t, lag),
                        f"{t.region} secondary {lag.state}, lag {lag.lag_seconds} s",
@@ -508,10 +501,6 @@ def _healthy_through_geography(t: Target) -> CheckResult:
 
 
 def _shadow_passed(t: Target) -> CheckResult:
-    from phases import get_phase
-
-    if not get_phase("shadow-traffic").built:
-        return CheckResult("shadow-traffic-passed", True, "shadow-traffic is not built yet: not required")
     journal = getattr(t, "journal", None)  # the whole journal's fold, when the engine hands it to targets
     if journal is None:
         return CheckResult("shadow-traffic-passed", None,
@@ -581,7 +570,7 @@ class ShiftTraffic:
         return [
             Check("bake-exceeds-ttl", "each bake outlasts the record TTL", "raise bake_seconds", _bake_exceeds_ttl),
             Check("geography-routing", "the API name routes the region's geography to its own pool",
-                  "scope routing by geography", _geography_routing),
+                  "scope routing by geography", geography_routing),
             Check("target-stood-up", "the region's API, record and health check exist", "stand it up", _stood_up),
             Check("secondary-streaming", "the region's secondary streams within the lag budget", "attach it",
                   _streaming),
@@ -609,3 +598,6 @@ class ShiftTraffic:
     def rollback_summary(self, target: Target) -> list[str]:
         return ["latency records out, the weighted records back as before the swap",
                 f"weights back to the source region ({target.spec.source_region} {SCALE}, {target.region} 0)"]
+
+
+PHASE: Phase = ShiftTraffic()

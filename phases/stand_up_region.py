@@ -9,7 +9,8 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from migrate.engine.model import Check, CheckResult, StepContext, Target
+from migrate.phasekit.checks import geography_routing
+from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.errors import VerifyFailed
 from migrate.providers.terraform_commands import destroy_command, terraform_commands
 
@@ -286,21 +287,6 @@ def _weight_zero(t: Target) -> CheckResult:
     return CheckResult("weight-zero", w == 0, f"{t.region} weight {w} in the {_geography(t)} pool", "re-run the phase")
 
 
-def geography_routing(t: Target) -> CheckResult:
-    """The API name answers the region's geography with its own pool, and the pool holds the source's record."""
-    geo, source = _geography(t), t.spec.source_region
-    dns = _p(t).dns
-    front = dns.geography_front()
-    pool = dns.pool(geo)
-    routing = pool.routing()
-    ok = front.get(geo) == pool.record_name and (source in routing.weights or source in routing.latency)
-    return CheckResult("geography-routing", ok,
-                       f"{geo} players → {front.get(geo) or 'no geolocation record'}; pool "
-                       f"{'holds' if ok else 'lacks'} {source}'s record",
-                       "run stand-up-region for the region: its geography-routing step scopes the API name "
-                       "(runbooks/shift-traffic.md)")
-
-
 def _replicated(t: Target) -> CheckResult:
     regions = _p(t).object_store.replication_regions(t.spec.source_region)
     return CheckResult("assets-replicated", t.region in regions,
@@ -341,3 +327,6 @@ class StandUpRegion:
     def rollback_summary(self, target: Target) -> list[str]:
         return ["delete the weighted record", "delete the health check", "remove the API",
                 "remove the replication rule and the bucket", "remove Redis", "destroy the foundation"]
+
+
+PHASE: Phase = StandUpRegion()

@@ -11,7 +11,7 @@ from typing import Any
 
 from migrate.engine import journal
 from migrate.engine.journal import JournalState
-from migrate.engine.model import Target
+from migrate.phasekit.model import Target
 from migrate.errors import PlanFileError, StalePlan
 
 PLAN_FORMAT = "migrate.plan/v1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from migrate.engine.model import CheckResult
+from migrate.phasekit.model import CheckResult
 
 
 class Reporter(Protocol):

@@ -14,7 +14,7 @@ from typing import Any
 
 from migrate.engine import faults, journal
 from migrate.engine.controls import RunControls
-from migrate.engine.model import CheckResult, Phase, Step, Target
+from migrate.phasekit.model import CheckResult, Phase, Step, Target
 from migrate.engine.reporting import Reporter
 from migrate.engine.retry import call_with_retries
 from migrate.engine.state.protocol import StateStore

@@ -13,13 +13,14 @@ from typing import Any, Callable
 
 from migrate.engine import journal
 from migrate.engine.controls import RunControls
-from migrate.engine.model import Providers, Target
+from migrate.phasekit.model import Providers, Target
 from migrate.engine.plan import Plan, build_plan, check_not_stale, load_plan, phase_plan
 from migrate.engine.reporting import Reporter, SilentReporter
 from migrate.engine.runner import Runner, RunOutcome
 from migrate.engine.state.protocol import Event, Lock, StateStore, open_store
 from migrate.errors import (LockHeld, MigrateError, NothingRunning, UnknownRegion, UsageError)
-from phases import PHASE_ORDER, get_phase
+from migrate.engine.registry import built_names, get_phase
+from migrate.names import PHASES
 
 
 def actor() -> str:
@@ -181,7 +182,7 @@ def run_phase(session: Session, phase_name: str, region: str | None, *, plan_fil
     reporter = reporter or SilentReporter()
     phase = check_target(session, phase_name, region)
     if not phase.built:
-        raise phase.not_built_error()
+        raise phase.not_built_error(built_names())
     saved_plan = load_plan(plan_file) if plan_file is not None else None
 
     def body(controls: RunControls) -> RunOutcome:
@@ -201,7 +202,7 @@ def rollback_phase(session: Session, phase_name: str, region: str | None,
     reporter = reporter or SilentReporter()
     phase = check_target(session, phase_name, region)
     if not phase.built:
-        raise phase.not_built_error()
+        raise phase.not_built_error(built_names())
 
     def body(controls: RunControls) -> RunOutcome:
         target = _target(session, phase_name, region, current_state(session), True)
@@ -214,7 +215,7 @@ def preflight_only(session: Session, phase_name: str, region: str | None) -> lis
     """Run the phase's read-only preflight checks (for --dry-run); never journals."""
     phase = check_target(session, phase_name, region)
     if not phase.built:
-        raise phase.not_built_error()
+        raise phase.not_built_error(built_names())
     target = _target(session, phase_name, region, current_state(session), True)
     return [check.run(target) for check in phase.preflight(target)]
 
@@ -224,7 +225,7 @@ def rehearse(session: Session, phase_name: str, region: str | None) -> dict[str,
     for the steps that can tell and are not applied yet; changes nothing, never journals."""
     phase = check_target(session, phase_name, region)
     if not phase.built:
-        raise phase.not_built_error()
+        raise phase.not_built_error(built_names())
     target = _target(session, phase_name, region, current_state(session), True)
     return {step.id: step.rehearse(target) for step in phase.steps(target)
             if hasattr(step, "rehearse") and target.state.step(step.id).status != journal.APPLIED}
@@ -347,4 +348,4 @@ def phase_catalogue() -> list[dict[str, Any]]:
     """Every phase in catalogue order with whether it is built."""
     return [{"phase": p.name, "built": p.built, "regional": p.regional, "summary": p.summary,
              "runbook": p.runbook}
-            for p in (get_phase(n) for n in PHASE_ORDER)]
+            for p in (get_phase(n) for n in PHASES)]

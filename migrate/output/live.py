@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from migrate.engine.model import CheckResult
+from migrate.phasekit.model import CheckResult
 from migrate.output.console import err
 from migrate.output.render import checks_table
 

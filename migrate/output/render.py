@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from migrate.engine.model import CheckResult
+from migrate.phasekit.model import CheckResult
 from migrate.engine.plan import Plan
 from migrate.engine.runner import RunOutcome
 from migrate.engine.services import StatusReport

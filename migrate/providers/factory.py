@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from migrate.engine.model import Providers
+from migrate.providers.bundle import Providers
 from migrate.errors import LabError
 
 

@@ -34,7 +34,7 @@ def test_plan_markdown_lists_every_phase_of_every_quarter_with_actions_checks_an
     assert text.count("**Preflight checks**") == len(spec.programme)
     assert text.count("**Rollback**") == len(spec.programme)
     assert "`seed-secondary`" in text and "pg_basebackup" in text
-    from phases import all_phases
+    from migrate.engine.registry import all_phases
 
     built = {p.name for p in all_phases() if p.built}
     assert text.count("— **not built yet**") == len([e for e in spec.programme if e.phase not in built])

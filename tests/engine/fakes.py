@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 from migrate.engine import journal
 from migrate.engine.controls import RunControls
-from migrate.engine.model import Check, CheckResult, Target
+from migrate.phasekit.model import Check, CheckResult, Target
 from migrate.engine.reporting import SilentReporter
 from migrate.engine.runner import Runner
 from migrate.errors import ProviderError, TransientProviderError

@@ -21,7 +21,6 @@ from bench.load import start_load
 from migrate.lab.topology import SOURCE_REGION
 from migrate.providers.lab.global_database import LabGlobalDatabase
 from migrate.providers.lab.shadow import LabShadowMirror
-from phases import get_phase
 from tests.cli_helpers import envelope, migrate, start_migrate
 from tests.conftest import reset_targets
 from tests.phases import harness
@@ -62,7 +61,6 @@ def _lab_bake(text: str, seconds: float) -> str:
 def tokyo(lab, lab_spec, tmp_path_factory):
     """Tokyo stood up and attached, a shadow spec for a small lab (every APAC player sampled, 20
     answers, 1 s bakes) and players playing at 20 requests/s for the whole module."""
-    assert get_phase(PHASE).built, "register ShadowTraffic in phases/__init__.py"
     folder = tmp_path_factory.mktemp("shadow")
     text = _variant(_lab_bake(Path(lab_spec).read_text(), 1),
                     lab=(LAB_SHADOW, f"[environments.lab.shadow]\nsample_rate = 1.0\nmin_samples = {MIN_SAMPLES}\n"),

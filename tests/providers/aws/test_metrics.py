@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from migrate.engine.gates import Thresholds, evaluate
+from migrate.phasekit.gates import Thresholds, evaluate
 from migrate.providers.aws.metrics import CloudWatchTrafficMetrics, from_spec
 from migrate.providers.traffic import Routing, TrafficMetrics, WindowPlan
 

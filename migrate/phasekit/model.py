@@ -8,22 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from migrate.providers.bundle import Providers  # noqa: F401 (phases name the bundle from here too)
+
 if TYPE_CHECKING:
     from migrate.engine.journal import PhaseState
     from migrate.spec import EnvironmentSpec, Spec
-
-
-@dataclass(frozen=True)
-class Providers:
-    """The adapters a phase may use, already bound to one environment (lab or aws)."""
-
-    global_database: Any = None  # migrate.providers.protocols.GlobalDatabase
-    infrastructure: Any = None  # …protocols.Infrastructure
-    runtime: Any = None  # …protocols.RegionRuntime
-    object_store: Any = None  # …protocols.ObjectStore
-    dns: Any = None  # …protocols.Dns
-    shadow: Any = None  # migrate.providers.shadow.ShadowMirror
-    traffic_metrics: Any = None  # migrate.providers.traffic.TrafficMetrics
 
 
 @dataclass

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from migrate.engine.gates import (
+from migrate.phasekit.gates import (
     FAIL,
     INCONCLUSIVE,
     PASS,
