@@ -17,7 +17,7 @@ from migrate.phasekit.model import Providers, Target
 from migrate.engine.plan import Plan, build_plan, check_not_stale, load_plan, phase_plan
 from migrate.engine.reporting import Reporter, SilentReporter
 from migrate.engine.runner import Runner, RunOutcome
-from migrate.engine.state.protocol import Event, Lock, StateStore, open_store
+from migrate.engine.state import Event, Lock, StateStore, open_store
 from migrate.errors import (LockHeld, MigrateError, NothingRunning, UnknownRegion, UsageError)
 from migrate.engine.registry import built_names, get_phase
 from migrate.names import PHASES

@@ -72,15 +72,3 @@ class StateStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store must not be used afterwards."""
-
-
-def open_store(url: str) -> StateStore:
-    """`sqlite:///path/to/file.db` (or a bare path) → SQLite; `postgresql://…` → PostgreSQL."""
-    if url.startswith(("postgresql://", "postgres://")):
-        from migrate.engine.state.postgres import PostgresStateStore
-
-        return PostgresStateStore(url)
-    from migrate.engine.state.sqlite import SqliteStateStore
-
-    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
-    return SqliteStateStore(path)
