@@ -7,6 +7,7 @@ everything else ProviderError with one line naming the operation, the region and
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Callable, Collection
@@ -153,3 +154,60 @@ def _hint_for(code: str) -> str | None:
                 "SignatureDoesNotMatch"}:
         return "refresh the AWS credentials (e.g. aws sso login) and run again"
     return None
+
+
+CONTROL_REGION = "us-east-1"  # STS and Route 53 answer there
+FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto only
+
+
+class AccountGuard:
+    """Refuses changes when the credentials belong to another account than the spec names (checked once)."""
+
+    def __init__(self, clients: ClientFactory, expected_account_id: str | None) -> None:
+        self._clients = clients
+        self._expected = expected_account_id
+        self._checked = expected_account_id is None
+
+    def check(self) -> None:
+        if self._checked:
+            return
+        identity = call(self._clients("sts", CONTROL_REGION), "get_caller_identity", CONTROL_REGION)
+        account = (identity or {}).get("Account")
+        if account != self._expected:
+            raise ProviderError(f"the AWS credentials in use belong to account {account}, "
+                                f"not {self._expected} named in the spec", where="aws",
+                                hint="switch profile, or fix account_id in migration.toml")
+        self._checked = True
+
+
+def lab_clients(endpoint_url: str) -> AwsClients:
+    """Clients for a lab's moto server: fake credentials, no retries, nothing read from AWS_PROFILE or ~/.aws."""
+    import botocore.session
+
+    core = botocore.session.Session(session_vars={
+        "profile": (None, None, None, None),
+        "config_file": (None, None, os.devnull, None),
+        "credentials_file": (None, None, os.devnull, None),
+    })
+    session = boto3.session.Session(botocore_session=core, **FAKE_CREDENTIALS)
+    return AwsClients(session=session, endpoint_url=endpoint_url)
+
+
+def env_clients(env: Any, topology: Any = None) -> tuple[AwsClients, str | None]:
+    """(clients, endpoint_url) for an environment: the lab's moto server, or the spec's AWS profile
+    (or its moto endpoint_url, then the process's credentials, as the AWS global database does)."""
+    if env.kind == "lab":
+        if topology is None:
+            raise ProviderError("the lab's Route 53 and S3 need the lab's topology (its moto port)", where="lab",
+                                hint="pass topology=LabTopology.load(lab_dir) (migrate.lab.topology)")
+        return lab_clients(topology.moto_endpoint), topology.moto_endpoint
+    aws = env.aws
+    endpoint_url = getattr(aws, "endpoint_url", None)
+    if endpoint_url:
+        return AwsClients(endpoint_url=endpoint_url), endpoint_url
+    try:
+        session = boto3.Session(profile_name=aws.profile)
+    except BotoCoreError as exc:  # ProfileNotFound and friends: one line, no traceback
+        raise ProviderError(f"AWS profile {aws.profile!r} is not usable: {type(exc).__name__}", where="aws",
+                            hint="configure it in ~/.aws/config (e.g. aws configure sso)") from None
+    return AwsClients(session=session), None

@@ -37,18 +37,15 @@ from __future__ import annotations
 import copy
 import ipaddress
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import boto3
-from botocore.exceptions import BotoCoreError
 
 from migrate.errors import ProviderError
-from migrate.providers.aws.clients import AwsClients, ClientFactory, call
+from migrate.providers.aws.clients import AccountGuard, AwsClients, ClientFactory, call, env_clients, lab_clients
 from migrate.providers.protocols import ApiEndpoint
 from migrate.providers.traffic import Routing
 
@@ -68,7 +65,6 @@ _REGION_RE = r"[a-z]{2}(?:-gov)?-[a-z]+-\d+"
 GEO_LOCATIONS: dict[str, dict[str, str]] = {"apac": {"ContinentCode": "AS"}, "eu": {"ContinentCode": "EU"},
                                             "na": {"CountryCode": "*"}}
 FRONT_SET_IDENTIFIER = "geo-{geography}"
-FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def fqdn(name: str) -> str:
@@ -82,59 +78,6 @@ def _template_regex(template: str) -> re.Pattern[str]:
         raise ProviderError(f"name template {template!r} lacks {{region}}", where="aws")
     head, _, tail = template.partition("{region}")
     return re.compile(f"^{re.escape(head)}(?P<region>{_REGION_RE}){re.escape(tail)}$")
-
-
-class AccountGuard:
-    """Refuses changes when the credentials belong to another account than the spec names (checked once)."""
-
-    def __init__(self, clients: ClientFactory, expected_account_id: str | None) -> None:
-        self._clients = clients
-        self._expected = expected_account_id
-        self._checked = expected_account_id is None
-
-    def check(self) -> None:
-        if self._checked:
-            return
-        identity = call(self._clients("sts", CONTROL_REGION), "get_caller_identity", CONTROL_REGION)
-        account = (identity or {}).get("Account")
-        if account != self._expected:
-            raise ProviderError(f"the AWS credentials in use belong to account {account}, "
-                                f"not {self._expected} named in the spec", where="aws",
-                                hint="switch profile, or fix account_id in migration.toml")
-        self._checked = True
-
-
-def lab_clients(endpoint_url: str) -> AwsClients:
-    """Clients for a lab's moto server: fake credentials, no retries, nothing read from AWS_PROFILE or ~/.aws."""
-    import botocore.session
-
-    core = botocore.session.Session(session_vars={
-        "profile": (None, None, None, None),
-        "config_file": (None, None, os.devnull, None),
-        "credentials_file": (None, None, os.devnull, None),
-    })
-    session = boto3.session.Session(botocore_session=core, **FAKE_CREDENTIALS)
-    return AwsClients(session=session, endpoint_url=endpoint_url)
-
-
-def env_clients(env: Any, topology: Any = None) -> tuple[AwsClients, str | None]:
-    """(clients, endpoint_url) for an environment: the lab's moto server, or the spec's AWS profile
-    (or its moto endpoint_url, then the process's credentials, as the AWS global database does)."""
-    if env.kind == "lab":
-        if topology is None:
-            raise ProviderError("the lab's Route 53 and S3 need the lab's topology (its moto port)", where="lab",
-                                hint="pass topology=LabTopology.load(lab_dir) (migrate.lab.topology)")
-        return lab_clients(topology.moto_endpoint), topology.moto_endpoint
-    aws = env.aws
-    endpoint_url = getattr(aws, "endpoint_url", None)
-    if endpoint_url:
-        return AwsClients(endpoint_url=endpoint_url), endpoint_url
-    try:
-        session = boto3.Session(profile_name=aws.profile)
-    except BotoCoreError as exc:  # ProfileNotFound and friends: one line, no traceback
-        raise ProviderError(f"AWS profile {aws.profile!r} is not usable: {type(exc).__name__}", where="aws",
-                            hint="configure it in ~/.aws/config (e.g. aws configure sso)") from None
-    return AwsClients(session=session), None
 
 
 class Route53Dns:

@@ -264,7 +264,7 @@ def from_spec(spec: Any, env: Any, repo_root: Any = None, *, clients: ClientFact
               dns: Any = None, **overrides: Any) -> CloudWatchTrafficMetrics:
     """The adapter of an AWS environment: the spec's profile (or its moto endpoint_url); reachability from
     `dns`'s health checks when given; the players' telemetry collected in the source region."""
-    from migrate.providers.aws.dns import env_clients
+    from migrate.providers.aws.clients import env_clients
 
     made, endpoint_url = (clients, getattr(env.aws, "endpoint_url", None)) if clients else env_clients(env)
     settings: dict[str, Any] = {"clients": made, "endpoint_url": endpoint_url,

@@ -21,7 +21,7 @@ from typing import Any
 
 from migrate.errors import ProviderError
 from migrate.providers.aws.clients import AwsClients, ClientFactory, call, error_code
-from migrate.providers.aws.dns import AccountGuard, env_clients, lab_clients
+from migrate.providers.aws.clients import AccountGuard, env_clients, lab_clients
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ import httpx
 
 from migrate.errors import ProviderError
 from migrate.providers.aws.clients import AwsClients, ClientFactory, call
-from migrate.providers.aws.dns import AccountGuard, env_clients
+from migrate.providers.aws.clients import AccountGuard, env_clients
 from migrate.providers.protocols import ApiEndpoint, HealthResult
 
 log = logging.getLogger(__name__)

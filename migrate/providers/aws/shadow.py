@@ -277,7 +277,7 @@ def from_spec(spec: Any, env: Any, repo_root: Any = None, *, clients: ClientFact
               runtime: Any = None, **overrides: Any) -> AwsShadowMirror:
     """The adapter of an AWS environment: the spec's profile (or its moto endpoint_url); the regions' API
     URLs and public name from `runtime` (an EcsRegionRuntime) when given."""
-    from migrate.providers.aws.dns import env_clients
+    from migrate.providers.aws.clients import env_clients
 
     made, endpoint_url = (clients, getattr(env.aws, "endpoint_url", None)) if clients else env_clients(env)
     settings: dict[str, Any] = {"clients": made, "endpoint_url": endpoint_url}
