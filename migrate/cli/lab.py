@@ -1,17 +1,13 @@
-"""`migrate lab up | down | status`: the local three-region lab.
-
-Other `lab` commands live in their own modules (e.g. `lab load`, migrate/cli/lab_load.py) and register
-themselves on `app` through a `register(app)` function: see EXTRA_COMMANDS at the end."""
+"""`migrate lab up | down | status`: the local three-region lab (`lab load`: migrate/cli/lab_load.py)."""
 
 from __future__ import annotations
-
-import importlib
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from migrate import exit_codes
+from migrate.cli import lab_load
 from migrate.cli.context import execute, yes_option
 from migrate.output.console import err, out
 
@@ -128,15 +124,4 @@ def status_cmd(ctx: typer.Context) -> None:
     execute(ctx, "lab status", body)
 
 
-# Modules adding `lab` commands: each defines `register(app: typer.Typer) -> None`. A module that does
-# not exist (yet) is skipped; one that fails to import is an error, not silently missing.
-EXTRA_COMMANDS = ("migrate.cli.lab_load",)
-
-for _module_name in EXTRA_COMMANDS:
-    try:
-        _module = importlib.import_module(_module_name)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module_name:
-            raise
-        continue
-    _module.register(app)
+lab_load.register(app)

@@ -49,7 +49,7 @@ def register(app: typer.Typer) -> None:
         def body(opts):
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-            from bench.load import render, run_load, write_report
+            from migrate.lab.load import render, run_load, write_report
             from migrate.cli.lab import _lab_dir
             from migrate.errors import LabError
             from migrate.lab.topology import LabTopology

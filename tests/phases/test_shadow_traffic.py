@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bench.load import start_load
+from migrate.lab.load import start_load
 from migrate.lab.topology import SOURCE_REGION
 from migrate.providers.lab.global_database import LabGlobalDatabase
 from migrate.providers.lab.shadow import LabShadowMirror

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.load.resolver import Resolver, route53_client
-from bench.load.runner import start_load
+from migrate.lab.load.resolver import Resolver, route53_client
+from migrate.lab.load.runner import start_load
 from migrate.lab import aws_world, processes, world
 from migrate.engine import services
 from tests.cli_helpers import envelope, migrate, start_migrate

@@ -3,7 +3,7 @@ acknowledged write (every one is found in the database at the end)."""
 
 from __future__ import annotations
 
-from bench.load.runner import start_load
+from migrate.lab.load.runner import start_load
 from tests.cli_helpers import migrate
 
 REGION = "ap-northeast-1"

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from app.metrics import Metrics
-from bench.load.players import GEO_MIX
+from migrate.lab.load.players import GEO_MIX
 from migrate.lab.player_logs import IntervalLogWriter
 from migrate.lab.topology import GEOGRAPHIES, LabTopology
 from migrate.providers.lab.traffic import (PLAYERS_SOURCE, SOURCE_LABEL, LabTrafficMetrics, mixture_quantile,
@@ -116,7 +116,7 @@ def test_a_window_takes_the_players_p95_from_their_logs_and_estimates_only_where
 
 @pytest.mark.lab
 def test_a_window_around_a_real_load_run_reports_what_the_players_measured(lab):
-    from bench.load import run_load
+    from migrate.lab.load import run_load
 
     window = LabTrafficMetrics(lab).open_window(source_only_plan(("us-east-1",)))
     try:

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from moto.server import ThreadedMotoServer
 
-from bench.load.resolver import (API_NAME, ZONE_NAME, HealthCheckers, Record, ResolveError, Resolver, parse_records,
+from migrate.lab.load.resolver import (API_NAME, ZONE_NAME, HealthCheckers, Record, ResolveError, Resolver, parse_records,
                                  pick_weighted, route53_client)
 from migrate.lab.pg import free_port
 
@@ -287,7 +287,7 @@ def test_weighted_choice_follows_route53_rules_for_zero_weights():
 
 
 def test_a_missing_zone_is_an_error_until_records_exist(moto_endpoint):
-    from bench.load.resolver import ResolveError
+    from migrate.lab.load.resolver import ResolveError
 
     urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST"),
                            timeout=10).close()

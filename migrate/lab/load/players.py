@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import httpx
 
-from bench.load.ledger import Ledger
-from bench.load.report import Metrics
+from migrate.lab.load.ledger import Ledger
+from migrate.lab.load.report import Metrics
 from migrate.lab.topology import GEO_NEAREST, GEOGRAPHIES
 
 GEO_MIX = {"apac": 0.60, "na": 0.25, "eu": 0.15}  # DESIGN §2 / §10

@@ -14,9 +14,9 @@ import threading
 import httpx
 import pytest
 
-from bench.load.ledger import Ledger
-from bench.load.players import Network, Player, Session, classify, split_players
-from bench.load.report import Metrics
+from migrate.lab.load.ledger import Ledger
+from migrate.lab.load.players import Network, Player, Session, classify, split_players
+from migrate.lab.load.report import Metrics
 from migrate.lab.pg import free_port
 
 US, AP = "us-east-1", "ap-northeast-1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.load.ledger import Ledger, board_member, board_score
+from migrate.lab.load.ledger import Ledger, board_member, board_score
 
 
 def profiles_from(stored: dict[int, object]):

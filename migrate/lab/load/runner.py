@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from bench.load.ledger import Ledger, redis_scores, writer_profiles
-from bench.load.players import (GEO_MIX, REQUEST_MIX, Network, Player, Session, load_players,
+from migrate.lab.load.ledger import Ledger, redis_scores, writer_profiles
+from migrate.lab.load.players import (GEO_MIX, REQUEST_MIX, Network, Player, Session, load_players,
                                 split_players)
-from bench.load.report import LoadReport, Metrics
-from bench.load.resolver import HealthCheckers, ResolveError, Resolver, route53_client
+from migrate.lab.load.report import LoadReport, Metrics
+from migrate.lab.load.resolver import HealthCheckers, ResolveError, Resolver, route53_client
 from migrate.errors import LabError, UsageError
 from migrate.lab.player_logs import INTERVAL_S, IntervalLogWriter
 from migrate.lab.topology import GEOGRAPHIES, REGIONS, SOURCE_REGION, LabTopology

@@ -7,7 +7,7 @@ import json
 import pytest
 from rich.console import Console
 
-from bench.load.report import ALL, SCHEMA, LoadReport, Metrics, error_class, render
+from migrate.lab.load.report import ALL, SCHEMA, LoadReport, Metrics, error_class, render
 
 SUMMARY_KEYS = {"count", "ok", "errors", "error_rate", "p50_ms", "p95_ms", "p99_ms", "max_ms", "mean_ms", "hdr"}
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from hdrh.log import HistogramLogReader
 
-from bench.load import SCHEMA, run_load
+from migrate.lab.load import SCHEMA, run_load
 from migrate.lab.player_logs import new_histogram
 
 pytestmark = pytest.mark.lab

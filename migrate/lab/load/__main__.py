@@ -1,4 +1,4 @@
-"""`python -m bench.load --lab-dir DIR --duration S --rate R [--out FILE] [--seed N]`: one load run
+"""`python -m migrate.lab.load --lab-dir DIR --duration S --rate R [--out FILE] [--seed N]`: one load run
 against a lab without the migrate CLI (prints the table on stderr, writes the JSON report)."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
-    from bench.load import render, run_load, write_report
+    from migrate.lab.load import render, run_load, write_report
     from migrate.errors import MigrateError
     from migrate.lab.topology import LabTopology, default_lab_dir
 
-    parser = argparse.ArgumentParser(prog="python -m bench.load", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m migrate.lab.load", description=__doc__)
     parser.add_argument("--lab-dir", type=Path, default=default_lab_dir())
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of load")
     parser.add_argument("--rate", type=float, default=20.0, help="target requests per second")
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = run_load(topology, args.duration, args.rate, seed=args.seed, players=args.players,
                           max_in_flight=args.max_in_flight,
-                          command=shlex.join(["python", "-m", "bench.load", *(argv or sys.argv[1:])]))
+                          command=shlex.join(["python", "-m", "migrate.lab.load", *(argv or sys.argv[1:])]))
     except MigrateError as exc:
         console.print(f"[red]error[/] {exc.one_line()}")
         return 1

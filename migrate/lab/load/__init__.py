@@ -4,14 +4,14 @@ links, and keep a ledger of every acknowledged write, checked against the databa
 
     run_load(topology, duration_s, rate) -> LoadReport       # blocking; SIGINT/SIGTERM stop early
     start_load(topology, duration_s, rate) -> LoadHandle      # background thread: .stop(), .wait()
-    python -m bench.load --lab-dir .lab --duration 30 --rate 50 --out load.json
+    python -m migrate.lab.load --lab-dir .lab --duration 30 --rate 50 --out load.json
     migrate lab load --duration 30 --rate 50 [--out FILE]
 
 Modules: resolver (Route 53 as a client sees it, health checkers), players (mix and client
 behaviour), ledger (acknowledged writes and the check), report (histograms, JSON, table), runner."""
 
-from bench.load.report import SCHEMA, LoadReport, render
-from bench.load.runner import LoadHandle, run_load, start_load
+from migrate.lab.load.report import SCHEMA, LoadReport, render
+from migrate.lab.load.runner import LoadHandle, run_load, start_load
 
 __all__ = ["SCHEMA", "LoadHandle", "LoadReport", "render", "run_load", "start_load", "write_report"]
 
