@@ -31,6 +31,7 @@ setup: check-tools $(STAMP)
 TEST_WORKERS ?= 4
 
 test: setup $(CHECKOV)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 demo: setup

@@ -24,7 +24,7 @@ from pathlib import Path
 import psycopg
 from hdrh.histogram import HdrHistogram
 
-from bench.machine import describe_machine
+from migrate.lab.machine import describe_machine
 
 REGION = "ap-northeast-1"
 
@@ -106,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     from migrate.engine.services import open_session, run_phase
     from migrate.lab.topology import LabTopology
     from migrate.lab.world import lab_down, lab_up
+    from migrate.providers.factory import route_lab_api
 
     try:
         t0 = time.monotonic()
-        lab_up(workdir / "lab", args.players)
+        lab_up(workdir / "lab", args.players, route_api=route_lab_api)
         seed_s = time.monotonic() - t0
         session = open_session(args.spec, "lab", state_url=str(workdir / "state.db"))
         db_bytes = session.providers.global_database.primary_facts().database_bytes

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from app.shadow import player_sampled
-from bench.machine import describe_machine
+from migrate.lab.machine import describe_machine
 from migrate.lab.topology import SOURCE_REGION, LabTopology, default_lab_dir
 from migrate.providers.lab.shadow import LabShadowMirror
 from migrate.providers.shadow import IgnoreRules

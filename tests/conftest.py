@@ -68,10 +68,11 @@ def lab():
     whole session; its topology. Tests that attach secondaries leave it as they found it."""
     from migrate.lab.topology import LabTopology
     from migrate.lab.world import lab_down, lab_up
+    from migrate.providers.factory import route_lab_api
 
     root = reachable_tmpdir("migrate-test-lab-")
     lab_dir = root / "lab"
-    lab_up(lab_dir, LAB_PLAYERS)
+    lab_up(lab_dir, LAB_PLAYERS, route_api=route_lab_api)
     yield LabTopology.load(lab_dir)
     lab_down(lab_dir)
     shutil.rmtree(root, ignore_errors=True)

@@ -79,13 +79,15 @@ def up_cmd(ctx: typer.Context, players: int = typer.Option(None, "--players",
 
     def body(opts):
         from migrate.lab.world import lab_up
+        from migrate.providers.factory import route_lab_api
 
         lab_dir, env = lab_dir_and_env(opts)
         count = env.lab.players if players is None else players
         with Progress(TextColumn("seeding players"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                       TimeElapsedColumn(), console=err, transient=True, disable=opts.json) as bar:
             task = bar.add_task("seed", total=count)
-            report = lab_up(lab_dir, count, progress=lambda done, total: bar.update(task, completed=done))
+            report = lab_up(lab_dir, count, progress=lambda done, total: bar.update(task, completed=done),
+                            route_api=route_lab_api)
         if not report.actions:
             report.actions.append("the lab is up; nothing to do")
         _print(report, opts)

@@ -36,9 +36,8 @@ import os
 import sys
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from migrate.errors import LabError
 from migrate.lab import processes
@@ -280,46 +279,25 @@ def ensure_asset_bucket(clients: LabAwsClients, region: str) -> list[str]:
     return created
 
 
-def ensure_source_world(topology: LabTopology) -> list[str]:
-    """The "before" control plane: zone, us-east-1's health check, the API name routed per geography with
-    every pool on us-east-1 (weight 100), its asset bucket; each part created only when absent. The records
-    and the health check are made by the same Route 53 adapter the phases use. The actions taken."""
-    from migrate.providers.aws.dns import Route53Dns
-    from migrate.providers.protocols import ApiEndpoint
+RouteApi = Callable[[LabTopology], list[str]]
+"""Routes the API name to us-east-1 in the lab's Route 53 (health check, geography pools at weight
+100); the actions taken. The lab is built below the providers, so whoever brings it up hands this in
+(migrate/providers/factory.py: the same Route 53 adapter the phases use)."""
 
+
+def ensure_source_world(topology: LabTopology, route_api: RouteApi) -> list[str]:
+    """The "before" control plane: zone, the API name routed per geography to us-east-1 (`route_api`),
+    its asset bucket; each part created only when absent. The actions taken."""
     clients = lab_aws_clients(topology)
     actions = []
     zone, created = ensure_hosted_zone(clients)
     if created:
         actions.append(f"created Route 53 zone {ZONE_NAME} ({zone})")
-    port = topology.app_ports[SOURCE_REGION]
-    endpoint = ApiEndpoint(SOURCE_REGION, "127.0.0.1", port, f"http://127.0.0.1:{port}")
-    dns = Route53Dns.for_lab(topology.moto_endpoint)
-    had_check = dns.health_check_id(SOURCE_REGION) is not None
-    with _dns_errors("health check of the source region"):
-        check = dns.ensure_health_check(SOURCE_REGION, endpoint)
-    if not had_check:
-        actions.append(f"created Route 53 health check {check} (HTTP 127.0.0.1:{port}/health) for {SOURCE_REGION}")
-    with _dns_errors("the API name's geography routing"):
-        front = dns.ensure_geography_front(SOURCE_REGION, {}, {SOURCE_REGION: endpoint})
-    if front["pools_created"] or front["front_changed"]:
-        actions.append(f"routed {API_NAME} per geography (geolocation → " + ", ".join(
-            f"{geo}: {pool}" for geo, pool in sorted(front["front"].items())) + f"), each pool CNAME "
-            f"{lb_name(SOURCE_REGION)} weight 100, TTL {LAB_TTL_SECONDS} s")
+    actions.extend(route_api(topology))
     made = ensure_asset_bucket(clients, SOURCE_REGION)
     if made:
         actions.append(f"created S3 {', '.join(made)}")
     return actions
-
-
-@contextmanager
-def _dns_errors(what: str):
-    from migrate.errors import MigrateError
-
-    try:
-        yield
-    except MigrateError as exc:
-        raise LabError(f"moto: {what}: {exc.one_line()}", hint="is the moto server up? `migrate lab status`") from exc
 
 
 # --- the moto process ------------------------------------------------------------------------------

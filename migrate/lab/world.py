@@ -30,7 +30,7 @@ from typing import Any
 
 from migrate.errors import LabError
 from migrate.lab import processes
-from migrate.lab.aws_world import MOTO_PROCESS
+from migrate.lab.aws_world import MOTO_PROCESS, RouteApi
 from migrate.lab.pg import PgCluster, ensure_reachable_by_postgres
 from migrate.lab.topology import REGIONS, SOURCE_REGION, LabTopology, link_rtt_ms, wan_link_names
 
@@ -319,9 +319,10 @@ def _started(report: LabReport, started: processes.Started, what: str) -> None:
         report.actions.append(f"started {what} (pid {started.pid})")
 
 
-def lab_up(lab_dir: Path, players: int,
-           progress: Callable[[int, int | None], None] | None = None) -> LabReport:
-    """Build (or finish building) the lab; every part is skipped when already there."""
+def lab_up(lab_dir: Path, players: int, progress: Callable[[int, int | None], None] | None = None, *,
+           route_api: RouteApi) -> LabReport:
+    """Build (or finish building) the lab; every part is skipped when already there. `route_api` routes
+    the API name in Route 53 (migrate.providers.factory.route_lab_api)."""
     from migrate.lab.aws_world import ensure_source_world, start_moto
     from migrate.lab.seed import create_schema, seed_players
 
@@ -370,7 +371,7 @@ def lab_up(lab_dir: Path, players: int,
         report.actions.append(f"wrote {t.home_routing_file.name} (every home served by {SOURCE_REGION})")
 
     _started(report, start_moto(t), f"moto on port {t.moto_port}")
-    report.actions.extend(ensure_source_world(t))
+    report.actions.extend(ensure_source_world(t, route_api))
     _started(report, start_region_redis(t, SOURCE_REGION), f"Redis for {SOURCE_REGION} on port "
                                                             f"{t.redis_ports[SOURCE_REGION]}")
     _started(report, start_region_app(t, SOURCE_REGION), f"the app for {SOURCE_REGION} on port "

@@ -8,6 +8,7 @@ shadow mirror's switch is the lab's watched file, on AWS an SSM parameter with C
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from migrate.providers.bundle import Providers
@@ -51,3 +52,41 @@ def build_providers(spec, env) -> Providers:
     return Providers(global_database=AwsGlobalDatabase.from_spec(spec, env.aws),
                      shadow=shadow.from_spec(spec, env, repo_root, runtime=aws_side["runtime"]),
                      traffic_metrics=metrics.from_spec(spec, env, repo_root, dns=aws_side["dns"]), **aws_side)
+
+
+def route_lab_api(topology) -> list[str]:
+    """The lab's API name routed to us-east-1 (health check, geolocation front, every geography's pool
+    at weight 100), made by the same Route 53 adapter the phases use; the actions taken. Handed to
+    `lab_up` (migrate.lab.world), which sits below the providers."""
+    from migrate.lab import aws_world
+    from migrate.names import API_NAME, SOURCE_REGION
+    from migrate.providers.aws.dns import LAB_TTL_SECONDS, Route53Dns
+    from migrate.providers.protocols import ApiEndpoint
+
+    port = topology.app_ports[SOURCE_REGION]
+    endpoint = ApiEndpoint(SOURCE_REGION, "127.0.0.1", port, f"http://127.0.0.1:{port}")
+    dns = Route53Dns.for_lab(topology.moto_endpoint)
+    actions = []
+    had_check = dns.health_check_id(SOURCE_REGION) is not None
+    with _lab_route53("health check of the source region"):
+        check = dns.ensure_health_check(SOURCE_REGION, endpoint)
+    if not had_check:
+        actions.append(f"created Route 53 health check {check} (HTTP 127.0.0.1:{port}/health) for {SOURCE_REGION}")
+    with _lab_route53("the API name's geography routing"):
+        front = dns.ensure_geography_front(SOURCE_REGION, {}, {SOURCE_REGION: endpoint})
+    if front["pools_created"] or front["front_changed"]:
+        actions.append(f"routed {API_NAME} per geography (geolocation → " + ", ".join(
+            f"{geo}: {pool}" for geo, pool in sorted(front["front"].items())) + f"), each pool CNAME "
+            f"{aws_world.lb_name(SOURCE_REGION)} weight 100, TTL {LAB_TTL_SECONDS} s")
+    return actions
+
+
+@contextmanager
+def _lab_route53(what: str):
+    """A provider failure while building the lab reads as the lab's: moto is the lab's process."""
+    from migrate.errors import MigrateError
+
+    try:
+        yield
+    except MigrateError as exc:
+        raise LabError(f"moto: {what}: {exc.one_line()}", hint="is the moto server up? `migrate lab status`") from exc

@@ -20,6 +20,7 @@ from migrate.lab.aws_world import (API_NAME, LAB_TTL_SECONDS, bucket_name, lab_a
                                    pool_name, probe_health, region_of_record, set_identifier, zone_id)
 from migrate.lab.pg import free_port, port_open
 from migrate.lab.topology import GEOGRAPHIES, REGIONS, SOURCE_REGION, LabTopology, link_rtt_ms, wan_link_names
+from migrate.providers.factory import route_lab_api
 from migrate.lab.world import (lab_down, lab_status, lab_up, start_region_app, start_region_redis,
                                stop_region_app, stop_region_redis)
 from tests.conftest import reachable_tmpdir
@@ -36,7 +37,7 @@ def world():
     root = reachable_tmpdir("migrate-test-world-")
     lab_dir = root / "lab"
     try:
-        report = lab_up(lab_dir, PLAYERS)
+        report = lab_up(lab_dir, PLAYERS, route_api=route_lab_api)
         yield lab_dir, report
     finally:
         if lab_dir.exists():
@@ -186,7 +187,7 @@ def test_up_adds_links_a_running_proxy_lacks(world):
     wan_pid = components(lab_status(lab_dir))["wan proxy"]["pid"]
     remove_link(t.wan_control_port, f"eu->{US}:api")
     assert {link["name"]: link for link in lab_status(lab_dir).links}[f"eu->{US}:api"]["state"] == "missing"
-    report = lab_up(lab_dir, PLAYERS)
+    report = lab_up(lab_dir, PLAYERS, route_api=route_lab_api)
     assert report.actions == [f"added 1 links to the running WAN proxy: eu->{US}:api"]
     assert all(link["state"] == "up" for link in report.links)
     assert components(report)["wan proxy"]["pid"] == wan_pid
@@ -196,7 +197,7 @@ def test_up_again_changes_nothing(world):
     lab_dir, first = world
     before = (lab_dir / "lab.json").read_bytes()
     pids = {name: row["pid"] for name, row in components(first).items()}
-    report = lab_up(lab_dir, PLAYERS)
+    report = lab_up(lab_dir, PLAYERS, route_api=route_lab_api)
     assert report.actions == []
     assert {name: row["pid"] for name, row in components(report).items()} == pids
     assert (lab_dir / "lab.json").read_bytes() == before

@@ -353,7 +353,7 @@ def _check_ledger(topology: LabTopology, ledger: Ledger, notes: list[str]) -> di
 
 def _machine() -> dict[str, Any]:
     try:
-        from bench.machine import describe_machine
+        from migrate.lab.machine import describe_machine
 
         return describe_machine()
     except Exception:  # noqa: BLE001 — a description is nice to have, never a reason to fail

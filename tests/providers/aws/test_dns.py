@@ -8,6 +8,7 @@ import pytest
 from botocore.stub import ANY
 
 from migrate.errors import ProviderError
+from migrate.providers.factory import route_lab_api
 from migrate.providers.aws.dns import Route53Dns, fqdn, from_spec
 from migrate.providers.protocols import ApiEndpoint, Dns
 
@@ -252,7 +253,7 @@ def test_matches_the_labs_own_records(moto, moto_clients):
 
     port = int(moto.rsplit(":", 1)[1])
     topology = SimpleNamespace(moto_port=port, moto_endpoint=moto, app_ports=dict(LAB_PORTS))
-    aws_world.ensure_source_world(topology)
+    aws_world.ensure_source_world(topology, route_lab_api)
     dns = Route53Dns.for_lab(moto, clients=moto_clients, poll_interval=0)
     assert dns.geography_front() == {g: aws_world.pool_name(g) for g in ("apac", "eu", "na")}
     assert dns.weights() == {}  # the API name itself holds only the geolocation records
