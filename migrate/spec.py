@@ -244,7 +244,7 @@ FieldPattern = Annotated[str, Field(pattern=FIELD_PATTERN)]
 
 
 class ShadowKeyedList(_Model):
-    """One keyed list of a route's answers (app/shadow_lists.py says how it is compared)."""
+    """One keyed list of a route's answers (app/shadow/lists.py says how it is compared)."""
 
     key: str = Field(min_length=1, description="the entry field naming an entry, e.g. \"player_id\"")
     version: str = Field(min_length=1, description="the entry field saying when its value was set "

@@ -1,4 +1,4 @@
-"""The shadow diff of a list that lags within a bound (app/shadow_lists.py): the global leaderboard is
+"""The shadow diff of a list that lags within a bound (app/shadow/lists.py): the global leaderboard is
 compared per player, a difference is explained only by a value newer than the bound allows the
 candidate to have missed, and everything else is still a real mismatch. Pure cases first, then the
 race that made the shadow gate fail at random, reproduced deterministically through the real mirror
@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from app.ranking import entry, pack
-from app.shadow_lists import KeyedList, compare_keyed
+from app.shadow.lists import KeyedList, compare_keyed
 from tests.app.conftest import US
 from tests.app.test_shadow import APAC, _enable, _pair, _until
 
