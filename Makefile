@@ -27,12 +27,15 @@ setup: check-tools $(STAMP)
 
 # In parallel (DESIGN §7): each worker runs its own labs on its own ports. The lab tests mostly wait on
 # WAN delays and bakes, so more workers than cores pay; a module stays on one worker (its fixtures
-# build one lab world, e.g. Tokyo attached, for all its tests).
+# build one lab world, e.g. Tokyo attached, for all its tests). Modules whose gates judge the latency
+# players measure (latency_gated) then run alone: on 2 cores shared with three busy workers the players
+# measured multi-second p95s that no lab process served (cause not found yet; see issue 9's note).
 TEST_WORKERS ?= 4
 
 test: setup $(CHECKOV)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not latency_gated" --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -m latency_gated --durations=5
 
 demo: setup
 	bash scripts/demo.sh

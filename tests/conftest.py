@@ -3,6 +3,7 @@ throwaway folders (as the postgres user when we are root); nothing reuses the ma
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -62,20 +63,41 @@ SPEC = REPO / "migration.toml"
 LAB_PLAYERS = 3000
 
 
-@pytest.fixture(scope="session")
-def lab():
-    """A real lab (us-east-1 PostgreSQL seeded with a few thousand players, the WAN proxy) for the
-    whole session; its topology. Tests that attach secondaries leave it as they found it."""
+@contextlib.contextmanager
+def a_lab():
+    """A real lab (us-east-1 PostgreSQL seeded with a few thousand players, Redis, the app, moto, the
+    WAN proxy) in its own folder; its topology. Removed, every process with it, at the end."""
     from migrate.lab.topology import LabTopology
     from migrate.lab.world import lab_down, lab_up
     from migrate.providers.factory import route_lab_api
 
     root = reachable_tmpdir("migrate-test-lab-")
     lab_dir = root / "lab"
-    lab_up(lab_dir, LAB_PLAYERS, route_api=route_lab_api)
-    yield LabTopology.load(lab_dir)
-    lab_down(lab_dir)
-    shutil.rmtree(root, ignore_errors=True)
+    try:
+        lab_up(lab_dir, LAB_PLAYERS, route_api=route_lab_api)
+        yield LabTopology.load(lab_dir)
+    finally:
+        lab_down(lab_dir)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def lab():
+    """The worker's lab for the whole session. Tests that attach secondaries leave it as they found it."""
+    with a_lab() as topology:
+        yield topology
+
+
+def small_spec(topology) -> Path:
+    """migration.toml with verify chunks small enough that the test lab's few thousand players span
+    several chunks (so a crash between chunks and the chunk-by-chunk resume are exercised), written
+    beside the lab."""
+    text = SPEC.read_text()
+    small = text.replace("verify_chunk_rows = 50000", "verify_chunk_rows = 1000", 1)
+    assert small != text, "migration.toml no longer has the lab's verify_chunk_rows line"
+    path = topology.lab_dir.parent / "migration.toml"
+    path.write_text(small)
+    return path
 
 
 def reset_targets(topology) -> None:
@@ -115,14 +137,8 @@ def reset_targets(topology) -> None:
 
 @pytest.fixture(scope="session")
 def lab_spec(lab):
-    """migration.toml with verify chunks small enough that the test lab's few thousand players span
-    several chunks (so a crash between chunks and the chunk-by-chunk resume are exercised)."""
-    text = SPEC.read_text()
-    small = text.replace("verify_chunk_rows = 50000", "verify_chunk_rows = 1000", 1)
-    assert small != text, "migration.toml no longer has the lab's verify_chunk_rows line"
-    path = lab.lab_dir.parent / "migration.toml"
-    path.write_text(small)
-    return path
+    """The small-chunk spec beside the session lab (small_spec)."""
+    return small_spec(lab)
 
 
 @pytest.fixture

@@ -7,7 +7,9 @@ import json
 import time
 
 from migrate.engine.state.sqlite import SqliteStateStore
+from migrate.engine import services
 from tests.cli_helpers import envelope, migrate, start_migrate
+from tests.phases import harness
 from tests.phases.test_attach_secondary import REGION, assert_attached_and_verified, assert_nothing_left
 
 
@@ -22,15 +24,23 @@ def _wait_for(predicate, what: str, timeout: float = 120.0):
 
 
 def _history():
-    return envelope(migrate("--output", "json", "history", "--limit", "0"))["data"]
+    """The test's journal, read in-process (the wait loops poll it)."""
+    with harness.session() as session:
+        return [{"kind": e.kind, "at": e.at.isoformat(), "data": e.data} for e in services.history(session, 0)]
 
 
 def test_pause_refuse_second_run_then_abort_rolls_back(clean_lab, tmp_path):
     run = start_migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes")
     try:
-        lock = _wait_for(lambda: envelope(migrate("--output", "json", "status"))["data"]["lock"], "the lock")
+        # The lock is watched and the pause journaled in-process: a `migrate` start costs ~1.5 s of CPU,
+        # long enough on a loaded machine for the whole (small) attach to finish before a CLI pause lands.
+        # Paused once a first step is done, so that abort has something to roll back.
+        with harness.session() as session:
+            held = _wait_for(lambda: session.store.current_lock(session.env.name), "the lock")
+            _wait_for(lambda: any(e["kind"] == "step_succeeded" for e in _history()), "a first step")
+            services.request(session, "pause")
+        lock = {"holder": held.holder, "lock_id": held.lock_id}
         assert lock["holder"].endswith(f":{run.pid}")
-        migrate("pause", check=0)
         _wait_for(lambda: any(e["kind"] == "run_paused" for e in _history()), "the run to pause")
 
         second = migrate("phase", "run", "attach-secondary", "--region", "eu-central-1", "--yes")

@@ -22,7 +22,7 @@ from migrate.lab.topology import SOURCE_REGION
 from migrate.providers.lab.global_database import LabGlobalDatabase
 from migrate.providers.lab.shadow import LabShadowMirror
 from tests.cli_helpers import envelope, migrate, start_migrate
-from tests.conftest import reset_targets
+from tests.conftest import a_lab, reset_targets, small_spec
 from tests.phases import harness
 from tests.phases.harness import PhaseUnderTest
 from migrate.engine import services
@@ -38,6 +38,20 @@ LAB_SHADOW = """[environments.lab.shadow]
 sample_rate = 0.5
 min_samples = 100
 """  # migration.toml's lab sample, replaced by the module's
+
+
+
+# This module has a lab of its own, not the worker's session lab: its gate judges the candidate's answers and latency, and a lab that other
+# modules have used before (in the same worker, in any order) is not the world those figures are about.
+@pytest.fixture(scope="module")
+def lab():
+    with a_lab() as topology:
+        yield topology
+
+
+@pytest.fixture(scope="module")
+def lab_spec(lab):
+    return small_spec(lab)
 
 
 def _variant(text: str, **values) -> str:

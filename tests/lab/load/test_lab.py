@@ -19,7 +19,7 @@ from hdrh.log import HistogramLogReader
 from migrate.lab.load import SCHEMA, run_load
 from migrate.lab.player_logs import new_histogram
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.latency_gated]  # apac vs na latency ratios
 
 
 def test_a_short_run_loses_nothing_and_apac_pays_for_the_pacific(lab):
