@@ -15,8 +15,8 @@ API_NAME = "api.game.example"  # the players' API name (no trailing dot; see fqd
 
 
 def fqdn(name: str) -> str:
-    """`name` as Route 53 spells it in record sets: with exactly one trailing dot."""
-    return name.rstrip(".") + "."
+    """`name` as Route 53 lists it in record sets: lower case, with exactly one trailing dot."""
+    return name.rstrip(".").lower() + "."
 
 
 @dataclass(frozen=True)

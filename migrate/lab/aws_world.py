@@ -40,11 +40,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from migrate.errors import LabError
+from migrate import names
 from migrate.lab import processes
+from migrate.names import HOSTED_ZONE, fqdn
 from migrate.lab.topology import REGIONS, SOURCE_REGION, LabTopology
 
-ZONE_NAME = "game.example."
-API_NAME = "api.game.example."
+ZONE_NAME = fqdn(HOSTED_ZONE)  # as Route 53 lists them
+API_NAME = fqdn(names.API_NAME)
 LB_DOMAIN = "lb.game.example"
 LAB_TTL_SECONDS = 5
 MOTO_PROCESS = "moto"

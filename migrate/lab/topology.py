@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from migrate.lab.pg import PgCluster, free_port
+from migrate.names import GEOGRAPHIES, REGIONS, SOURCE_REGION  # noqa: F401 (the lab's modules take them from here too)
 
-SOURCE_REGION = "us-east-1"
-REGIONS = ("us-east-1", "ap-northeast-1", "eu-central-1")
 
 # Inter-region round trips (ms), DESIGN §2.
 RTT_MS = {
@@ -29,7 +28,6 @@ RTT_MS = {
 }
 
 
-GEOGRAPHIES = ("apac", "na", "eu")
 # The region nearest each player geography, and the median last-mile round trip to it (DESIGN §2).
 GEO_NEAREST = {"apac": "ap-northeast-1", "na": "us-east-1", "eu": "eu-central-1"}
 LAST_MILE_MS = {"apac": 25.0, "na": 25.0, "eu": 20.0}

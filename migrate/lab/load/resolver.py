@@ -37,20 +37,16 @@ from typing import Any, Callable, Iterable
 
 import httpx
 
+from migrate.names import API_NAME, HOSTED_ZONE, fqdn
 from migrate.lab.topology import GEO_CONTINENT, GEOGRAPHIES, REGIONS, player_rtt_ms
 
-API_NAME = "api.game.example"
-ZONE_NAME = "game.example."
+ZONE_NAME = fqdn(HOSTED_ZONE)
 HEALTHY_FRACTION = 0.18  # Route 53: healthy when more than 18 % of its checkers report healthy
 DEFAULT_FAILURE_THRESHOLD = 3  # Route 53's default when a check does not say
 
 
 class ResolveError(Exception):
     """The name could not be resolved (no zone, no records, Route 53 unreachable and nothing cached)."""
-
-
-def _fqdn(name: str) -> str:
-    return name.rstrip(".").lower() + "."
 
 
 @dataclass(frozen=True)
@@ -96,7 +92,7 @@ def parse_records(rrsets: Iterable[dict[str, Any]], name: str = API_NAME,
     """The record sets of `name` as Records, plus a note for each one whose region is unknown."""
     records, notes = [], []
     for rr in rrsets:
-        if _fqdn(rr.get("Name", "")) != _fqdn(name) or rr.get("Type") not in ("CNAME", "A", "AAAA"):
+        if fqdn(rr.get("Name", "")) != fqdn(name) or rr.get("Type") not in ("CNAME", "A", "AAAA"):
             continue
         region = record_region(rr, regions)
         if region is None:
@@ -131,13 +127,13 @@ def parse_front(rrsets: Iterable[dict[str, Any]], name: str = API_NAME) -> list[
     """The geolocation records of `name` (empty when its routing is not scoped by geography)."""
     front = []
     for rr in rrsets:
-        if _fqdn(rr.get("Name", "")) != _fqdn(name) or "GeoLocation" not in rr:
+        if fqdn(rr.get("Name", "")) != fqdn(name) or "GeoLocation" not in rr:
             continue
         where = rr["GeoLocation"]
         location = where.get("CountryCode") or where.get("ContinentCode") or "*"
         values = [v.get("Value", "") for v in rr.get("ResourceRecords") or []]
         target = values[0] if values else (rr.get("AliasTarget") or {}).get("DNSName", "")
-        front.append(GeoRecord(location, _fqdn(target), int(rr.get("TTL", 60)), rr.get("SetIdentifier")))
+        front.append(GeoRecord(location, fqdn(target), int(rr.get("TTL", 60)), rr.get("SetIdentifier")))
     return front
 
 
@@ -366,7 +362,7 @@ class Resolver:
     def _zone(self) -> str:
         if self._zone_id is None:
             zones = self.client.list_hosted_zones_by_name(DNSName=self.zone).get("HostedZones", [])
-            match = [z for z in zones if _fqdn(z["Name"]) == _fqdn(self.zone)]
+            match = [z for z in zones if fqdn(z["Name"]) == fqdn(self.zone)]
             if not match:
                 raise ResolveError(f"no hosted zone {self.zone} in Route 53")
             self._zone_id = match[0]["Id"]
@@ -379,8 +375,8 @@ class Resolver:
         while True:
             page = self.client.list_resource_record_sets(**kwargs)
             batch = page.get("ResourceRecordSets", [])
-            rrsets.extend(r for r in batch if _fqdn(r["Name"]) == _fqdn(name))
-            past = any(_fqdn(r["Name"]) != _fqdn(name) for r in batch)
+            rrsets.extend(r for r in batch if fqdn(r["Name"]) == fqdn(name))
+            past = any(fqdn(r["Name"]) != fqdn(name) for r in batch)
             if not page.get("IsTruncated") or past:
                 return rrsets
             kwargs = {"HostedZoneId": zone_id, "StartRecordName": page["NextRecordName"],

@@ -45,14 +45,14 @@ from urllib.parse import urlsplit
 
 
 from migrate.errors import ProviderError
+from migrate.names import API_NAME, HOSTED_ZONE, fqdn
 from migrate.providers.aws.clients import AccountGuard, AwsClients, ClientFactory, call, env_clients, lab_clients
 from migrate.providers.protocols import ApiEndpoint
 from migrate.providers.traffic import Routing
 
 log = logging.getLogger(__name__)
 
-ZONE_NAME = "game.example."
-API_NAME = "api.game.example"
+ZONE_NAME = fqdn(HOSTED_ZONE)
 AWS_TTL_SECONDS = 60
 LAB_TTL_SECONDS = 5
 CONTROL_REGION = "us-east-1"  # Route 53 is global; its API lives in us-east-1
@@ -65,11 +65,6 @@ _REGION_RE = r"[a-z]{2}(?:-gov)?-[a-z]+-\d+"
 GEO_LOCATIONS: dict[str, dict[str, str]] = {"apac": {"ContinentCode": "AS"}, "eu": {"ContinentCode": "EU"},
                                             "na": {"CountryCode": "*"}}
 FRONT_SET_IDENTIFIER = "geo-{geography}"
-
-
-def fqdn(name: str) -> str:
-    """`name` with exactly one trailing dot, lower case: how Route 53 lists record names."""
-    return name.rstrip(".").lower() + "."
 
 
 def _template_regex(template: str) -> re.Pattern[str]:
