@@ -19,7 +19,7 @@ Steps
   after the record TTL (lab 5 s, AWS 60 s), so the bake is split: the first TTL is a settling window
   (watched for failures only), the rest is the gate window whose measurements the verdict is on. The
   preflight refuses a bake that does not exceed the TTL.
-- Bake and gate (migrate/phasekit/bake.py, verdicts by migrate/phasekit/gates.py): error rate per serving region, p95 per geography, the target's replication
+- Gate (engine/gates.py): error rate per serving region, p95 per geography, the target's replication
   lag, reachability of the serving regions from the geographies they serve. Every evaluation is
   journaled (`migrate status` shows the last). Pass → the step is saved as passed, next step. Fail —
   at the end of the bake or as soon as an interim check (every poll interval) sees it — → the routing
@@ -38,17 +38,18 @@ steps would reach no player, the shift is the one gated latency step."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from migrate.phasekit.bake import Bake, bake_and_gate
-from migrate.phasekit.gates import Thresholds
+from migrate.phasekit.gates import GateResult, Thresholds, evaluate, summary
 from migrate.phasekit.checks import geography_routing, lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
-from migrate.errors import ProviderError, VerifyFailed
+from migrate.errors import MigrateError, ProviderError, VerifyFailed
 from migrate.providers.protocols import ApiEndpoint
 from migrate.providers.traffic import (
+    Measurements,
     Routing,
     TrafficDns,
     TrafficMetrics,
@@ -56,6 +57,7 @@ from migrate.providers.traffic import (
 )
 
 SCALE = 100  # weights of the source and the target add up to this: a weight reads as a percent
+TICK_SECONDS = 0.2  # how often a bake checks for operator requests (checkpoints must come every ~0.5 s)
 
 
 def split(percent: float) -> tuple[int, int]:
@@ -137,6 +139,15 @@ def _weights_text(weights) -> str:
 
 
 # --- bake and gate ------------------------------------------------------------------------------
+@dataclass
+class _Position:
+    """Where the schedule is, for the operator's progress bar."""
+
+    index: int  # 0-based step number within the phase's gated steps
+    count: int  # gated steps of the phase
+    label: str  # "25 %" or "100 % (latency records)"
+
+
 def _window_plan(t: Target, routing: Routing) -> WindowPlan:
     regions = _api_regions(t)
     routes = {**_pools(t), _geography(t): routing}
@@ -146,24 +157,108 @@ def _window_plan(t: Target, routing: Routing) -> WindowPlan:
                       routes=routes)
 
 
-def _gate(ctx: StepContext, label: str, index: int, count: int, revert: Callable[[], str]) -> None:
-    """Bake the routing now in the geography's pool and gate it (migrate/phasekit/bake.py): the first TTL
-    settles, the rest is judged; players are measured wherever the pools send them."""
+def _errors(m: Measurements | None) -> int:
+    """5xx counted in a window (the error burst a failing step caused is the sum over its bake)."""
+    return sum(r.errors or 0 for r in m.regions) if m is not None else 0
+
+
+def _fail(ctx: StepContext, result: GateResult, label: str, revert: Callable[[], str], changed_at: float,
+          extra: dict[str, Any]) -> NoReturn:
+    """Put routing back to the last passed step at once, journal the gate with the revert, raise."""
+    detected = time.monotonic()
+    try:
+        state = revert()
+    except MigrateError as exc:
+        ctx.record_gate({**result.to_json(), **extra, "at": label,
+                         "action": f"revert FAILED: {exc.one_line()}",
+                         "detected_after_seconds": round(detected - changed_at, 3)})
+        raise ProviderError(f"gate failed at {label} ({result.reason}) and putting traffic back failed: "
+                            f"{exc.one_line()}",
+                            hint=f"roll back now: `migrate phase rollback shift-traffic --region {ctx.target.region}`",
+                            details={"gate": result.to_json()}) from exc
+    reverted = time.monotonic()
+    record = {**result.to_json(), **extra, "at": label, "action": f"reverted: {state}",
+              "detected_after_seconds": round(detected - changed_at, 3),
+              "revert_seconds": round(reverted - detected, 3)}
+    ctx.record_gate(record)
+    ctx.progress(0, None, f"gate FAILED at {label}: {result.reason} — {state}")
+    raise VerifyFailed(
+        f"gate failed at {label}: {result.reason}; {state} (in {reverted - detected:.2f} s)",
+        hint="find the cause (see the gate in `migrate status`/`migrate history`), then run the phase again to "
+             "retry from the last passed step, or roll it back: "
+             f"`migrate phase rollback shift-traffic --region {ctx.target.region}`",
+        details={"gate": record})
+
+
+def bake_and_gate(ctx: StepContext, label: str, position: _Position, revert: Callable[[], str]) -> GateResult:
+    """Bake the routing now in Route 53 and gate it; returns the passing result (see the module docstring)."""
     t = ctx.target
     dns, metrics = _dns(t), _metrics(t)
-
-    def where() -> str:
+    thresholds = Thresholds.from_spec(t.spec.gates)
+    bake = float(t.env.timings.bake_seconds)
+    poll = float(t.env.timings.poll_interval_seconds)
+    ttl = float(dns.record_ttl())
+    settle_for = min(ttl, bake)
+    last_note = "no gate yet"
+    while True:
+        changed_at = time.monotonic()
         routing = dns.routing()
-        return f"{_geography(t)} pool: " + (_weights_text(routing.weights) if routing.mode != "latency"
-                                             else "latency records " + ", ".join(routing.latency))
-
-    bake_and_gate(ctx, Bake(
-        label=label, index=index, count=count, bake_seconds=float(t.env.timings.bake_seconds),
-        settle_seconds=float(dns.record_ttl()), poll_seconds=float(t.env.timings.poll_interval_seconds),
-        thresholds=Thresholds.from_spec(t.spec.gates),
-        open_window=lambda: metrics.open_window(_window_plan(t, dns.routing())), revert=revert,
-        rollback_command=f"migrate phase rollback shift-traffic --region {t.region}", describe=where,
-        journal_extra=lambda: {"routing": dns.routing().to_json()}))
+        plan = _window_plan(t, routing)
+        extra: dict[str, Any] = {"routing": routing.to_json()}
+        where = f"{_geography(t)} pool: " + (_weights_text(routing.weights) if routing.mode != "latency"
+                                              else "latency records " + ", ".join(routing.latency))
+        settle = metrics.open_window(plan)
+        gate = None
+        settled: Measurements | None = None
+        last_interim = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                elapsed = now - changed_at
+                if gate is None and elapsed >= settle_for:
+                    settled = settle.measurements()
+                    early = evaluate(settled, thresholds)
+                    settle.close()
+                    if early.failed:
+                        _fail(ctx, early, label, revert, changed_at,
+                              {**extra, "window": "settling (first TTL)", "errors_during_bake": _errors(settled)})
+                    gate = metrics.open_window(plan)
+                if elapsed >= bake:
+                    break
+                current = gate or settle
+                current.sample()
+                if now - last_interim >= poll:
+                    last_interim = now
+                    so_far = current.measurements()
+                    interim = evaluate(so_far, thresholds)
+                    if interim.failed:
+                        _fail(ctx, interim, label, revert, changed_at,
+                              {**extra, "window": "gate (interim)" if gate else "settling (first TTL)",
+                               "errors_during_bake": _errors(settled) + _errors(so_far)})
+                    last_note = f"{'gate' if gate else 'settling'} so far: {summary(interim.values)}"
+                ctx.progress(int(position.index * bake + elapsed), int(position.count * bake),
+                             f"{label} · {where} · gate in {max(0.0, bake - elapsed):.0f} s · {last_note}")
+                ctx.checkpoint()
+                time.sleep(TICK_SECONDS)
+            result = evaluate((gate or settle).measurements(), thresholds)  # no gate window: bake ≤ TTL
+        finally:
+            settle.close()
+            if gate is not None:
+                gate.close()
+        extra["errors_during_bake"] = _errors(settled) + result.values["errors"]
+        if result.failed:
+            _fail(ctx, result, label, revert, changed_at, {**extra, "window": "gate"})
+        if result.passed:
+            ctx.record_gate({**result.to_json(), **extra, "at": label, "action": "continue"})
+            ctx.progress(int((position.index + 1) * bake), int(position.count * bake),
+                         f"{label} passed: {result.reason}")
+            return result
+        ctx.record_gate({**result.to_json(), **extra, "at": label, "action": "held for a human"})
+        ctx.progress(int((position.index + 1) * bake), int(position.count * bake),
+                     f"{label} INCONCLUSIVE: {result.reason}")
+        ctx.hold_for_human(f"gate inconclusive at {label}: {result.reason}. `migrate resume` bakes and "
+                           f"evaluates again; `migrate abort` puts traffic back")
+        last_note = "re-baking after an inconclusive gate"
 
 
 # --- steps --------------------------------------------------------------------------------------
@@ -224,7 +319,7 @@ class ShiftWeights:
                 ctx.save(current_percent=last, weights={region: lw, source: ls})
                 return f"weights back to {last:g} % ({region} {lw}, {source} {ls})"
 
-            _gate(ctx, f"{p:g} %", index, len(schedule) + 1, revert)
+            bake_and_gate(ctx, f"{p:g} %", _Position(index, len(schedule) + 1, f"{p:g} %"), revert)
             ctx.save(last_passed=p)
             last = p
         weights = dns.routing().weights
@@ -304,7 +399,7 @@ class LatencyRecords:
             return self._restore(ctx)
 
         steps = len(_weighted_schedule(t)) + 1
-        _gate(ctx, "100 % (latency records)", steps - 1, steps, revert)
+        bake_and_gate(ctx, "100 % (latency records)", _Position(steps - 1, steps, "100 %"), revert)
         routing = dns.routing()
         return {"latency": list(routing.latency), "routing": routing.to_json(),
                 "health_checks": dict(routing.health_checks)}

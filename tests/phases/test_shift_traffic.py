@@ -33,7 +33,7 @@ from migrate.lab import aws_world, processes, world
 from migrate.engine import services
 from tests.cli_helpers import envelope, migrate, start_migrate
 from tests.phases import harness
-from tests.conftest import a_lab, reset_targets, small_spec
+from tests.conftest import reset_targets
 
 pytestmark = pytest.mark.latency_gated  # the gates judge the players' p95: run alone (Makefile)
 
@@ -41,19 +41,6 @@ REGION, SOURCE = "ap-northeast-1", "us-east-1"
 STEP_IDS = ["shift-weights", "latency-records"]
 RATE = 40  # player requests per second: ≥ min_samples per geography in each 3 s gate window
 
-
-
-# This module has a lab of its own, not the worker's session lab: its gates judge the players' latency, and a lab that other
-# modules have used before (in the same worker, in any order) is not the world those figures are about.
-@pytest.fixture(scope="module")
-def lab():
-    with a_lab() as topology:
-        yield topology
-
-
-@pytest.fixture(scope="module")
-def lab_spec(lab):
-    return small_spec(lab)
 
 
 def _sub(pattern: str, replacement: str, text: str) -> str:
@@ -101,20 +88,20 @@ def tokyo(lab, shift_spec, tmp_path_factory):
 
 
 def ensure_tokyo() -> None:
-    """stand-up-region, attach-secondary and shadow-traffic (under a short load) for Tokyo, through the
-    engine in-process (already-done when they are)."""
+    """stand-up-region, attach-secondary and shadow-traffic (under a short load) for Tokyo through the
+    CLI (already-done when they are)."""
+    migrate("phase", "run", "stand-up-region", "--region", REGION, "--yes", check=0)
+    migrate("phase", "run", "attach-secondary", "--region", REGION, "--yes", check=0)
     with harness.session() as session:
-        for phase in ("stand-up-region", "attach-secondary"):
-            assert services.run_phase(session, phase, REGION).status in ("succeeded", "already-done")
         phases = services.status(session, with_replication=False).phases
-        shadow = next(r for r in phases if r["phase"] == "shadow-traffic" and r["region"] == REGION)
-        if shadow["status"] != "succeeded":
-            load = start_players(_lab_topology(), seed=3)
-            try:
-                assert services.run_phase(session, "shadow-traffic", REGION).status == "succeeded"
-            finally:
-                load.stop()
-                load.wait(timeout=180)
+    shadow = next(r for r in phases if r["phase"] == "shadow-traffic" and r["region"] == REGION)
+    if shadow["status"] != "succeeded":
+        load = start_players(_lab_topology(), seed=3)
+        try:
+            migrate("phase", "run", "shadow-traffic", "--region", REGION, "--yes", check=0)
+        finally:
+            load.stop()
+            load.wait(timeout=180)
 
 
 def _lab_topology():
