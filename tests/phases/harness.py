@@ -5,10 +5,10 @@ gets:
 
 - `lifecycle`: apply → verify → rollback → apply → verify, and a run of a finished phase is
   already-done;
-- `crash_then_resume`: the `migrate` CLI SIGKILLs itself at a step boundary or inside a step
-  (MIGRATE_FAULT); the same phase run again reaches the same verified end, the interrupted step ran
-  exactly once more, and a rollback then leaves nothing;
-- `crash_inside_rollback_then_rollback_again`: the rollback dies, is run again, nothing is left.
+- `crash_at_every_point_in_turn`: the `migrate` CLI SIGKILLs itself (MIGRATE_FAULT) before, inside
+  and after every step, one run per point, each resuming the last; the next run reaches the same
+  verified end and each step ran exactly once more than it died;
+- `crash_at_every_undo_point_in_turn`: the same for the rollback, down to nothing left.
 
 Only the run that dies is a subprocess (the process boundary is the point: nothing tidies up after a
 SIGKILL); resuming, reading the journal and rolling back happen in-process through the engine's
@@ -29,6 +29,7 @@ from tests.cli_helpers import migrate
 from tests.conftest import SPEC
 
 POINTS = ("before", "inside", "after")
+UNDO_POINTS = ("undo-before", "undo-inside", "undo-after")
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,17 @@ class PhaseUnderTest:
     nothing_left: Callable[[Any], None]  # asserts that no trace of the phase is left
     # step → the checkpoint `inside:` dies at (e.g. "@3": after two chunks were journaled); default the first
     inside_at: dict[str, str] = field(default_factory=dict)
+    # steps whose undo passes a checkpoint (undo-inside can only die there; most undos are one call)
+    undo_inside: tuple[str, ...] = ()
 
     def crash_points(self) -> list[tuple[str, str]]:
         """Every (point, step) a run can die at: before, inside and after each step."""
         return [(point, step) for step in self.step_ids for point in POINTS]
+
+    def undo_crash_points(self) -> list[tuple[str, str]]:
+        """Every (point, step) a rollback can die at, in the order a rollback reaches them."""
+        return [(point, step) for step in reversed(self.step_ids) for point in UNDO_POINTS
+                if point != "undo-inside" or step in self.undo_inside]
 
     def fault(self, point: str, step: str) -> str:
         """The MIGRATE_FAULT value for a crash at `point` of `step`."""
@@ -94,27 +102,42 @@ def die_at(phase: PhaseUnderTest, fault: str, *command: str) -> None:
     assert killed.returncode == -signal.SIGKILL, f"{fault}: exit {killed.returncode}\n{killed.stderr}"
 
 
-def crash_then_resume(phase: PhaseUnderTest, lab, point: str, step: str) -> None:
-    """Die at (point, step); run again to the same verified end; the interrupted step ran once more;
-    roll back to nothing."""
-    die_at(phase, phase.fault(point, step), "run")
+def crash_at_every_point_in_turn(phase: PhaseUnderTest, lab) -> None:
+    """One run after another, each dying at the next point (before, inside, after every step, in order) and
+    each resuming what the one before it left; an unfaulted run then reaches the same verified end.
+
+    Chained rather than one fresh apply per point: every point is still a resume from exactly that
+    state, at a third of the cost (a step is applied once, not once per point before it). A step is
+    started by the three runs that die at it and once more by the run that finishes it."""
+    for point, step in phase.crash_points():
+        die_at(phase, phase.fault(point, step), "run")
     with session() as s:
         resumed = services.run_phase(s, phase.name, phase.region)
         assert resumed.status == "succeeded" and all(c.ok for c in resumed.verify), resumed.to_json()
     phase.applied(lab)
     events = journal_kinds()
-    assert [k for k, _ in events].count("run_started") == 2 and events[-1][0] == "run_succeeded", events
-    assert events.count(("step_started", step)) == 2, events  # the interrupted step ran again, once
-    with session() as s:
-        assert services.rollback_phase(s, phase.name, phase.region).status == "rolled-back"
-    phase.nothing_left(lab)
+    assert [k for k, _ in events].count("run_started") == len(phase.crash_points()) + 1, events
+    assert events[-1][0] == "run_succeeded", events
+    for step in phase.step_ids:
+        assert events.count(("step_started", step)) == len(POINTS) + 1, (step, events)
 
 
-def crash_inside_rollback_then_rollback_again(phase: PhaseUnderTest, lab, step: str) -> None:
-    """Applied; the rollback dies before undoing `step`; rolling back again leaves nothing."""
+
+def crash_at_every_undo_point_in_turn(phase: PhaseUnderTest, lab) -> None:
+    """Applied; one rollback after another, each dying at the next undo point (before, inside where the
+    undo has a checkpoint, after undoing every step, last step first); an unfaulted rollback then leaves
+    nothing. Each step's undo is started by the rollbacks that die at it and once more by the one that
+    finishes it."""
     with session() as s:
         assert services.run_phase(s, phase.name, phase.region).status in ("succeeded", "already-done")
-    die_at(phase, f"undo-before:{step}", "rollback")
+    points = phase.undo_crash_points()
+    for point, step in points:
+        die_at(phase, f"{point}:{step}", "rollback")
     with session() as s:
         assert services.rollback_phase(s, phase.name, phase.region).status == "rolled-back"
     phase.nothing_left(lab)
+    events = journal_kinds()
+    assert events[-1][0] == "rollback_succeeded", events
+    for step in phase.step_ids:
+        died = sum(1 for _, at in points if at == step)
+        assert events.count(("undo_started", step)) == died + 1, (step, events)

@@ -9,7 +9,6 @@ import os
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from migrate.engine import services
 from migrate.providers.lab.global_database import LabGlobalDatabase
@@ -92,11 +91,9 @@ ATTACH = PhaseUnderTest("attach-secondary", REGION, tuple(STEP_IDS), assert_atta
                         assert_nothing_left, inside_at={"verify-data": "@3"})
 
 
-@pytest.mark.parametrize("point,step", ATTACH.crash_points(), ids=[f"{p}:{s}" for p, s in ATTACH.crash_points()])
-def test_crash_then_resume_reaches_the_same_verified_end(clean_lab, point, step):
-    harness.crash_then_resume(ATTACH, clean_lab, point, step)
+def test_a_crash_at_every_point_resumes_to_the_same_verified_end(clean_lab):
+    harness.crash_at_every_point_in_turn(ATTACH, clean_lab)
 
 
-@pytest.mark.parametrize("step", ["seed-secondary", "reserve-replication"])
-def test_crash_inside_rollback_then_rollback_again_leaves_nothing(clean_lab, step):
-    harness.crash_inside_rollback_then_rollback_again(ATTACH, clean_lab, step)
+def test_a_crash_at_every_undo_point_rolls_back_again_to_nothing(clean_lab):
+    harness.crash_at_every_undo_point_in_turn(ATTACH, clean_lab)

@@ -173,9 +173,12 @@ SHADOW = PhaseUnderTest(PHASE, REGION, tuple(STEP_IDS),
                         nothing_left=lambda lab: assert_not_shadowing(LabShadowMirror(lab)))
 
 
-@pytest.mark.parametrize("point,step", SHADOW.crash_points(), ids=[f"{p}:{s}" for p, s in SHADOW.crash_points()])
-def test_crash_then_resume_reaches_the_same_end(shadow_env, lab, point, step):
-    harness.crash_then_resume(SHADOW, lab, point, step)
+def test_a_crash_at_every_point_resumes_to_the_same_end(shadow_env, lab):
+    harness.crash_at_every_point_in_turn(SHADOW, lab)
+
+
+def test_a_crash_at_every_undo_point_rolls_back_again_to_nothing(shadow_env, lab):
+    harness.crash_at_every_undo_point_in_turn(SHADOW, lab)
 
 
 def test_preflight_refuses_a_region_that_was_never_stood_up(shadow_env):
