@@ -305,14 +305,12 @@ def test_chaos_target_app_killed_mid_shift_reverts_to_the_last_passed_step(tokyo
     run = start_migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes")
     try:
         wait_for(lambda: any(g["at"] == "50 %" and g["verdict"] == "pass" for g in gates(since)), "50 % to pass")
-        wait_for(lambda: routing(tokyo)[1], "the latency records")
-        time.sleep(1.0)  # players start to follow the latency records
+        wait_for(lambda: routing(tokyo)[1], "the latency records")  # the 100 % step's bake has begun
         pid = processes.running_pid(tokyo.lab_dir, world.app_process(REGION))
         assert pid is not None
         os.kill(pid, signal.SIGKILL)  # Tokyo's app dies mid-step, without draining
         killed_at = time.time()
-        _, err = run.communicate(timeout=120)
-        time.sleep(2 * 5)  # two TTLs: every player has re-resolved since the revert
+        _, err = run.communicate(timeout=120)  # returns once the revert is journaled
     finally:
         if run.poll() is None:
             run.kill()
