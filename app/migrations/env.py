@@ -12,9 +12,22 @@ from sqlalchemy.pool import NullPool
 config = context.config
 
 
+DEFAULT_LOCK_TIMEOUT_MS = 2000  # a blocked DDL gives up (and is retried) instead of queueing players
+DEFAULT_STATEMENT_TIMEOUT_S = 1800  # an index build over 1M players takes seconds; a stuck one ends
+
+
+def _timeouts() -> list[str]:
+    """The session settings every run starts with, online and in the offline SQL (squawk reads those)."""
+    lock_ms = int(config.attributes.get("lock_timeout_ms") or DEFAULT_LOCK_TIMEOUT_MS)
+    statement_s = int(config.attributes.get("statement_timeout_s") or DEFAULT_STATEMENT_TIMEOUT_S)
+    return [f"SET lock_timeout = '{lock_ms}ms'", f"SET statement_timeout = '{statement_s}s'"]
+
+
 def run_offline() -> None:
     """Emit SQL instead of running it (`upgrade --sql`)."""
     context.configure(dialect_name="postgresql", literal_binds=True, transaction_per_migration=True)
+    for statement in _timeouts():
+        context.execute(statement)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -26,12 +39,11 @@ def run_online() -> None:
     engine = create_engine("postgresql+psycopg://", creator=lambda: psycopg.connect(dsn),
                            poolclass=NullPool)
     with engine.connect() as connection:
-        lock_timeout_ms = config.attributes.get("lock_timeout_ms")
-        if lock_timeout_ms:
-            # Session-wide, so it covers every revision's DDL: a blocked ALTER gives up instead of
-            # queueing every player's query behind its lock.
-            connection.exec_driver_sql(f"SET lock_timeout = {int(lock_timeout_ms)}")
-            connection.commit()
+        # Session-wide, so they cover every revision's DDL: a blocked ALTER gives up instead of
+        # queueing every player's query behind its lock.
+        for statement in _timeouts():
+            connection.exec_driver_sql(statement)
+        connection.commit()
         context.configure(connection=connection, transaction_per_migration=True)
         with context.begin_transaction():
             context.run_migrations()
