@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     home_routing_file: Path | None = Field(
         default=None, description="JSON file with the same map, re-read when it changes")
     app_version: str = Field(default="dev")
+    app_generation: int = Field(default=1, ge=1, le=2, description="1: the game as it runs today; 2: the "
+                                "app for home-region writers (sign-up, per-writer ids); app/generations.py")
     asset_bucket: str | None = Field(default=None, description="S3 bucket of the region's assets")
     asset_base_url: str | None = Field(default=None, description="CloudFront/S3 endpoint base URL")
     match_size: int = Field(default=2, ge=2, le=16, description="players per match")

@@ -1,6 +1,7 @@
 """GET /health: is this region able to serve? 200 when its reader and its Redis answer, 503 naming
 what did not. Reports the region, the reader's role (writer or replica, from pg_is_in_recovery()),
-its replication lag, where reads go, and the app version. The writer is not probed: a region keeps
+its replication lag, where reads go, and the app version with the schema range its generation
+works with (app/generations.py). The writer is not probed: a region keeps
 serving reads while the writer is far away or switching over, and Route 53 health checks call this."""
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from app.generations import GENERATIONS
 from app.pools import describe_dsn
 from app.runtime import Runtime, runtime
 
@@ -68,6 +70,7 @@ async def health(rt: Annotated[Runtime, Depends(runtime)]) -> JSONResponse:
         "status": "ok" if not reasons else "unavailable",
         "region": rt.settings.region,
         "version": rt.settings.app_version,
+        "app": GENERATIONS[rt.settings.app_generation].to_json(),
         "role": db["role"] if db else None,
         "replication_lag_seconds": db["replication_lag_seconds"] if db else None,
         "replication_streaming": db["streaming"] if db else None,

@@ -88,6 +88,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None,
     errors.install(app)
     for module in (sessions, players, leaderboard, matchmaking, assets, health, metrics, shadow):
         app.include_router(module.router)
+    if settings.app_generation >= 2:
+        app.include_router(players.signup_router)
     app.add_middleware(BodyLimit)
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     # Outermost: it sees the answer as the player gets it and mirrors only after it was sent.

@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from app.ids import sequence_name
 from app.runtime import Runtime
 
 log = logging.getLogger("app")
@@ -135,6 +136,29 @@ async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any]) ->
         _background.add(task)
         task.add_done_callback(_background.discard)
         raise
+
+
+async def create_player(rt: Runtime, handle: str, home: str, fields: dict[str, Any]) -> tuple[dict, str]:
+    """Insert a new player homed in `home`, its id from that home's block (app/ids.py), on the writer;
+    the row and the LSN after the commit. The claims trigger (expand e007) claims the handle in the
+    same transaction, so a name held by anyone — a player of any home, or a claim not yet copied —
+    raises HandleTaken and nothing is written."""
+    columns = ["handle", "home_region", *fields]
+    values = [handle, home, *(Jsonb(v) if c == "profile" else v for c, v in fields.items())]
+    query = sql.SQL("INSERT INTO players (id, {}) VALUES (nextval({}), {}) RETURNING {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(sequence_name(home)),
+        sql.SQL(", ").join(sql.Placeholder() * len(values)), sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    try:
+        async with rt.writer.connection() as conn:
+            try:
+                row, lsn = await _update_in_one_round_trip(conn, query, tuple(values))
+            except psycopg.Error:
+                await _end_failed_transaction(conn)
+                raise
+    except psycopg.errors.UniqueViolation:
+        raise HandleTaken() from None
+    assert row is not None  # an INSERT … RETURNING that did not raise returned its row
+    return row, lsn
 
 
 async def _update_in_one_round_trip(conn: psycopg.AsyncConnection, query: sql.Composable,

@@ -1,5 +1,6 @@
-"""Player profile endpoints: read (region's reader, read-your-writes via X-Min-LSN) and update
-(global writer, returns the commit's LSN in the body and in X-LSN)."""
+"""Player profile endpoints: read (region's reader, read-your-writes via X-Min-LSN), update (global
+writer, returns the commit's LSN in the body and in X-LSN) and, from app generation 2, sign-up
+(`signup_router`: a new player homed where the request landed, its handle claimed at the authority)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from fastapi import APIRouter, Depends, Header, Path, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from app.errors import AppError
-from app.player_store import LSN_PATTERN, HandleTaken, read_player, update_player
+from app.ids import HOME_REGIONS
+from app.player_store import LSN_PATTERN, HandleTaken, create_player, read_player, update_player
 from app.runtime import Runtime, runtime
 from app.sessions import MAX_PLAYER_ID, Player
 
@@ -66,11 +68,47 @@ class ProfileUpdated(Profile):
     lsn: str = Field(description="WAL position after the commit; send as X-Min-LSN to read it back")
 
 
+def _valid_profile(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A profile object PostgreSQL's jsonb takes and that stays small; ValueError saying why not."""
+    if value is None:
+        return value
+    _check_json(value)
+    if len(json.dumps(value, ensure_ascii=False).encode()) > PROFILE_MAX_BYTES:
+        raise ValueError(f"larger than {PROFILE_MAX_BYTES} bytes")
+    return value
+
+
+HANDLE_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+# Names a player could use to pass as the game's staff; compared case-insensitively.
+RESERVED_HANDLES = frozenset({"admin", "administrator", "root", "system", "support", "moderator", "mod",
+                              "staff", "official", "game", "gm", "null", "undefined"})
+
+
+class SignUp(BaseModel):
+    """A new player: a handle (3-32 of A-Z a-z 0-9 _ . -, not reserved) and optional starting profile."""
+
+    model_config = ConfigDict(extra="forbid")
+    handle: str = Field(pattern=HANDLE_PATTERN)
+    profile: dict[str, Any] | None = None
+
+    @field_validator("handle")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value.lower() in RESERVED_HANDLES:
+            raise ValueError("this handle is reserved")
+        return value
+
+    @field_validator("profile")
+    @classmethod
+    def _profile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return _valid_profile(value)
+
+
 class ProfilePatch(BaseModel):
     """Fields to change; at least one. `profile` keys are merged into the stored object."""
 
     model_config = ConfigDict(extra="forbid")
-    handle: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]{3,32}$")
+    handle: str | None = Field(default=None, pattern=HANDLE_PATTERN)
     level: int | None = Field(default=None, ge=0, le=MAX_INT)
     xp: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
     coins: int | None = Field(default=None, ge=0, le=MAX_BIGINT)
@@ -79,12 +117,7 @@ class ProfilePatch(BaseModel):
     @field_validator("profile")
     @classmethod
     def _profile(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is None:
-            return value
-        _check_json(value)
-        if len(json.dumps(value, ensure_ascii=False).encode()) > PROFILE_MAX_BYTES:
-            raise ValueError(f"larger than {PROFILE_MAX_BYTES} bytes")
-        return value
+        return _valid_profile(value)
 
     @model_validator(mode="after")
     def _not_empty(self) -> ProfilePatch:
@@ -132,4 +165,26 @@ async def patch_player(player_id: PlayerId, body: ProfilePatch, player: Player, 
     if row is None:
         raise AppError(404, "player_not_found", f"no player {player_id}", player_id=player_id)
     response.headers["X-LSN"] = lsn
+    return ProfileUpdated(**row, lsn=lsn)
+
+
+signup_router = APIRouter(tags=["players"])
+
+
+@signup_router.post("/v1/players", response_model=ProfileUpdated, status_code=201,
+                    responses={409: {"description": "handle taken"}, 422: {"description": "bad or reserved handle"},
+                               503: {"description": "database down, or the schema is not expanded yet"}})
+async def sign_up(body: SignUp, response: Response, rt: Annotated[Runtime, Depends(runtime)]) -> ProfileUpdated:
+    """Create a player homed in this region (the one the player's request reached), with an id from
+    this home's block; its handle is globally unique (handle_claims, app/handles.md)."""
+    home = rt.settings.region
+    if home not in HOME_REGIONS:
+        raise AppError(503, "not_a_home_region", f"{home} homes no players", region=home)
+    fields = {"level": 1, "xp": 0, "coins": 0, **({"profile": body.profile} if body.profile else {})}
+    try:
+        row, lsn = await create_player(rt, body.handle, home, fields)
+    except HandleTaken:
+        raise AppError(409, "handle_taken", f"handle {body.handle!r} is taken", field="handle") from None
+    response.headers["X-LSN"] = lsn
+    response.headers["Location"] = f"/v1/players/{row['id']}"
     return ProfileUpdated(**row, lsn=lsn)

@@ -18,7 +18,7 @@ BASELINE_COLUMNS = [("id", "bigint", "NO", None), ("handle", "text", "NO", None)
             ("updated_at", "timestamp with time zone", "NO", "now()"),
             ("profile", "jsonb", "NO", "'{}'::jsonb")]
 EXPANDED_COLUMNS = BASELINE_COLUMNS + [("home_epoch", "bigint", "NO", "1")]
-EXPAND_HEAD = "e006_write_fence"
+EXPAND_HEAD = "e007_handle_claims_sync"
 
 
 def columns(dsn: str) -> list[tuple]:
@@ -92,7 +92,7 @@ def test_the_expand_branch_downgrades_to_exactly_the_baseline_and_upgrades_again
     assert ("players_home_region_id",) in expanded["indexes"]
     assert [s for (s,) in expanded["sequences"]] == ["player_ids_ap_northeast_1", "player_ids_eu_central_1",
                                                      "player_ids_us_east_1"]
-    assert ("players_write_fence",) in expanded["triggers"]
+    assert expanded["triggers"] == [("players_handle_claims_sync",), ("players_write_fence",)]
     with psycopg.connect(pg_database) as conn:  # NOT VALID, then validated by the next revision
         assert conn.execute("SELECT convalidated FROM pg_constraint "
                             "WHERE conname = 'players_home_epoch_positive'").fetchone() == (True,)
