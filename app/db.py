@@ -6,13 +6,16 @@ label `expand`: additive changes, safe while old app versions run) and contract/
 `upgrade(dsn, "expand@head")` and, only after the backfill is recorded, `upgrade(dsn, "contract@head")`
 — Alembic would silently apply missing expand revisions first (DESIGN §9).
 
-    python -m app.db upgrade DSN [TARGET]    python -m app.db current DSN
+    python -m app.db upgrade DSN [TARGET] [--lock-timeout-ms N]    python -m app.db downgrade DSN TARGET
+    python -m app.db current DSN
     python -m app.db heads                   python -m app.db sql [START:]TARGET   (offline SQL, for squawk)
+    python -m app.db branch {expand|contract}   (its revisions, root to head, as JSON)
     python -m app.db revision {expand|contract} MESSAGE"""
 
 from __future__ import annotations
 
 import io
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,6 +29,7 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_DIRS = {"baseline": MIGRATIONS / "versions", "expand": MIGRATIONS / "expand",
                 "contract": MIGRATIONS / "contract"}
 BASELINE = "0001_baseline"
+EXTRA_ENV = "GAME_MIGRATIONS_EXTRA"  # one more folder of revisions (tests only)
 
 
 def alembic_config(dsn: str | None = None, *, lock_timeout_ms: int | None = None,
@@ -34,7 +38,11 @@ def alembic_config(dsn: str | None = None, *, lock_timeout_ms: int | None = None
     cfg = Config(output_buffer=output) if output is not None else Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("path_separator", "os")
-    cfg.set_main_option("version_locations", os.pathsep.join(str(p) for p in VERSION_DIRS.values()))
+    locations = [str(p) for p in VERSION_DIRS.values()]
+    extra = os.environ.get(EXTRA_ENV)
+    if extra:  # tests add a revision (e.g. one squawk must reject) without touching the shipped folders
+        locations.append(extra)
+    cfg.set_main_option("version_locations", os.pathsep.join(locations))
     cfg.attributes["dsn"] = dsn
     cfg.attributes["lock_timeout_ms"] = lock_timeout_ms
     return cfg
@@ -72,6 +80,21 @@ def upgrade_sql(target: str, start: str | None = None) -> str:
     return out.getvalue()
 
 
+def branch_revisions(branch: str) -> list[dict[str, str]]:
+    """The revisions of `branch` ("expand" or "contract") from its root to its head, each with its id,
+    the revision it revises and its first docstring line."""
+    script = ScriptDirectory.from_config(alembic_config())
+    found, revision = [], script.get_revision(f"{branch}@head")
+    while revision is not None:  # down the chain from the head to the branch's root, which revises the baseline
+        found.append(revision)
+        if revision.down_revision == BASELINE:
+            break
+        revision = script.get_revision(revision.down_revision)
+    found.reverse()
+    return [{"id": r.revision, "revises": r.down_revision if isinstance(r.down_revision, str) else "",
+             "title": (r.doc or "").strip().splitlines()[0] if r.doc else r.revision} for r in found]
+
+
 def new_revision(branch: str, message: str) -> str:
     """Create an empty revision on the `expand` or `contract` branch; its file path."""
     if branch not in ("expand", "contract"):
@@ -82,21 +105,39 @@ def new_revision(branch: str, message: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if args[:1] == ["upgrade"] and len(args) in (2, 3):
-        upgrade(args[1], *(args[2:] or ["heads"]))
-    elif args[:1] == ["current"] and len(args) == 2:
-        print(" ".join(sorted(current(args[1]))))
-    elif args[:1] == ["heads"] and len(args) == 1:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m app.db", description="the game's schema (Alembic)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name in ("upgrade", "downgrade"):
+        command_parser = commands.add_parser(name)
+        command_parser.add_argument("dsn")
+        command_parser.add_argument("target", nargs="?" if name == "upgrade" else None,
+                                    default="heads" if name == "upgrade" else None)
+        command_parser.add_argument("--lock-timeout-ms", type=int, default=None)
+    commands.add_parser("current").add_argument("dsn")
+    commands.add_parser("heads")
+    commands.add_parser("sql").add_argument("range", help="[START:]TARGET")
+    commands.add_parser("branch").add_argument("name", choices=("expand", "contract"))
+    revision_parser = commands.add_parser("revision")
+    revision_parser.add_argument("branch", choices=("expand", "contract"))
+    revision_parser.add_argument("message")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "upgrade":
+        upgrade(args.dsn, args.target, lock_timeout_ms=args.lock_timeout_ms)
+    elif args.command == "downgrade":
+        downgrade(args.dsn, args.target, lock_timeout_ms=args.lock_timeout_ms)
+    elif args.command == "current":
+        print(" ".join(sorted(current(args.dsn))))
+    elif args.command == "heads":
         print(" ".join(sorted(heads())))
-    elif args[:1] == ["sql"] and len(args) == 2:
-        start, _, target = args[1].rpartition(":")
+    elif args.command == "sql":
+        start, _, target = args.range.rpartition(":")
         print(upgrade_sql(target, start or None))
-    elif args[:1] == ["revision"] and len(args) == 3:
-        print(new_revision(args[1], args[2]))
+    elif args.command == "branch":
+        print(json.dumps(branch_revisions(args.name)))
     else:
-        print(__doc__.split("\n\n")[-1], file=sys.stderr)
-        return 2
+        print(new_revision(args.branch, args.message))
     return 0
 
 

@@ -76,13 +76,6 @@ class PlannedPhase:
 
 PLANNED: dict[str, PlannedPhase] = {p.name: p for p in (
     PlannedPhase(
-        "expand-schema", "Alembic expand@head (additive only) and a batched backfill throttled by replication lag",
-        False,
-        (("expand", "alembic upgrade expand@head with lock_timeout and retry", "alembic downgrade the expand branch"),
-         ("backfill", "batched backfill throttled by replication lag", "nothing (additive)")),
-        ("squawk lint clean", "all app versions compatible"),
-        ("downgrade the expand branch",)),
-    PlannedPhase(
         "cutover", "Planned switchover of the global database writer to the region",
         True,
         (("fence", "fence writes on the old writer", "unfence"),

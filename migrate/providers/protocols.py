@@ -137,6 +137,7 @@ class HealthResult:
     ok: bool
     detail: str  # status code and body summary, or the error
     latency_ms: float | None = None
+    app: dict | None = None  # the app's generation and schema range ({"generation", "requires", "breaks_at"}), when it said
 
 
 class Infrastructure(Protocol):
@@ -244,3 +245,38 @@ class Dns(Protocol):
 
     def weights(self) -> dict[str, int]:
         """region → weight of every weighted record of this name (the API name, or the pool's); read-only."""
+
+
+@dataclass(frozen=True)
+class SchemaRevision:
+    """One Alembic revision of the game's schema (app/migrations)."""
+
+    id: str  # the revision id, e.g. e001_home_epoch
+    revises: str  # the revision it follows
+    title: str  # the first line of its docstring
+
+
+class SchemaStore(Protocol):
+    """The game's schema at the writer of the players' data: Alembic revisions, run as the app ships them."""
+
+    def branch(self, name: str) -> list[SchemaRevision]:
+        """The branch's revisions ("expand" or "contract"), root to head, read from the app's migrations."""
+
+    def applied(self) -> set[str]:
+        """Revision ids in the writer's alembic_version (empty when Alembic never ran there)."""
+
+    def upgrade_sql(self, start: str, target: str) -> str:
+        """The SQL `upgrade start:target` would run (offline, nothing touched): for squawk and --dry-run."""
+
+    def upgrade(self, target: str) -> None:
+        """Apply revisions up to `target` under the lock timeout; TransientProviderError when a lock wait gave up."""
+
+    def downgrade(self, target: str) -> None:
+        """Undo revisions down to `target`; TransientProviderError when a lock wait gave up."""
+
+    def backfill_handle_claims(self, after_id: int, batch: int) -> tuple[int | None, int]:
+        """Claim the handles of the next `batch` players with id > after_id; (last id seen, None when none
+        were left; claims inserted). Idempotent: a handle already claimed by its player is skipped."""
+
+    def handle_claims_missing(self) -> int:
+        """How many players' handles the authority does not hold for them (0 once the backfill is complete)."""

@@ -79,6 +79,20 @@ def journal_kinds() -> list[tuple[str, str | None]]:
         return [(e.kind, e.step) for e in services.history(s, 0)]
 
 
+def wait_for_event(predicate: Callable[[Any], bool], what: str, timeout: float = 120.0) -> Any:
+    """The first journal event matching `predicate`, polling the test's journal in-process (bounded)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with session() as s:
+            found = next((e for e in services.history(s, 0) if predicate(e)), None)
+        if found is not None:
+            return found
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
 def lifecycle(phase: PhaseUnderTest, lab) -> None:
     """apply → verify → rollback → apply → verify; then running it again has nothing to do."""
     with session() as s:

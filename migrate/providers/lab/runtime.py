@@ -67,7 +67,8 @@ class LabRegionRuntime:
             body = {}
         role = body.get("role") if isinstance(body, dict) else None  # app /health: {"role": "writer"|"replica", ...}
         detail = f"HTTP {response.status_code}" + (f", database {role}" if role else "") + f", {latency:.0f} ms"
-        return HealthResult(response.status_code == 200, detail, latency)
+        app = body.get("app") if isinstance(body, dict) and isinstance(body.get("app"), dict) else None
+        return HealthResult(response.status_code == 200, detail, latency, app)
 
     def image_available(self) -> tuple[bool, str]:
         spec = find_spec("app")
