@@ -20,6 +20,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 import subprocess
 import sys
 from collections.abc import Callable
@@ -41,6 +42,7 @@ LAB_APP_VERSION = "1.0.0"
 # Before cutover us-east-1 serves every player, whatever their home region (app/README.md).
 HOME_ROUTING = {"ap-northeast-1": SOURCE_REGION, "eu-central-1": SOURCE_REGION}
 APP_START_TIMEOUT_S = 60.0
+EXIT_WAIT_S = 15.0  # how long `lab down` waits for stopped processes to be gone before calling them survivors
 APP_BASELINE_REVISION = "0001_baseline"  # app.db.BASELINE: the revision that adopts the seeded table
 APP_DB_POOL_MAX = 5  # per pool (writer, reader) and region: three regions stay far below max_connections
 
@@ -431,7 +433,14 @@ def lab_down(lab_dir: Path) -> LabReport:
         if cluster.is_running():
             cluster.stop(mode="immediate")
             report.actions.append(f"stopped PostgreSQL {datadir.name}")
+    # A stopped PostgreSQL removes its postmaster.pid (which `pg_ctl stop` waits for) a moment before
+    # the process is gone; on a busy machine that moment was long enough to be reported as a survivor.
+    # So: wait, bounded, for what was stopped to be gone, then judge.
+    deadline = time.monotonic() + EXIT_WAIT_S
     survivors = [pid for pid, ticks in before if processes.pid_alive(pid, ticks)]
+    while survivors and time.monotonic() < deadline:
+        time.sleep(0.1)
+        survivors = [pid for pid, ticks in before if processes.pid_alive(pid, ticks)]
     if survivors:
         raise LabError(f"lab processes still running after lab down: {', '.join(map(str, survivors))}",
                        hint=f"kill them, then run `migrate lab down` again (the lab folder {lab_dir} was kept)")
