@@ -157,7 +157,8 @@ async def create_player(rt: Runtime, handle: str, home: str, fields: dict[str, A
                 raise
     except psycopg.errors.UniqueViolation:
         raise HandleTaken() from None
-    assert row is not None  # an INSERT … RETURNING that did not raise returned its row
+    if row is None:  # an INSERT … RETURNING that did not raise returns its row; never a silent 201
+        raise RuntimeError(f"sign-up of {handle!r} in {home}: the INSERT returned no row")
     return row, lsn
 
 

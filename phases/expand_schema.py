@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from migrate.errors import ProviderError, VerifyFailed
+from migrate.errors import ProviderError, StepFailed, VerifyFailed
 from migrate.phasekit.checks import lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.providers.protocols import SchemaRevision, SchemaStore
@@ -146,7 +146,9 @@ class ApplyRevision:
     def undo(self, ctx: StepContext) -> None:
         mine, done = self._position(ctx.target)
         if done > mine + 1:
-            raise VerifyFailed(f"a later expand revision is still applied ({done} of the branch): undo it first")
+            raise StepFailed(f"cannot undo {self.revision.id}: {done} revisions of the expand branch are applied, "
+                             f"a later one is still in place", where="expand-schema",
+                             hint="roll back the whole phase (it undoes the revisions last first)")
         if done == mine + 1:
             _schema(ctx.target).downgrade(self.revision.revises)
         ctx.checkpoint()

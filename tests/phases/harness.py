@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,8 +82,6 @@ def journal_kinds() -> list[tuple[str, str | None]]:
 
 def wait_for_event(predicate: Callable[[Any], bool], what: str, timeout: float = 120.0) -> Any:
     """The first journal event matching `predicate`, polling the test's journal in-process (bounded)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session() as s:
