@@ -265,37 +265,24 @@ def test_shift_verify_rollback_shift_again(tokyo, players):
 
 
 # --- crashes -------------------------------------------------------------------------------------
-# inside@1 is right after the routing change; inside@2 is the bake's first tick (the bake has begun, no gate
+# inside (@1) is right after the routing change; inside@2 is the bake's first tick (the bake has begun, no gate
 # has been judged). A count that relies on how many ticks fit in a bake (e.g. @20) depends on the machine's
 # speed: on a busy one the bake ended first and the run succeeded instead of dying.
-FORWARD_FAULTS = ["before:shift-weights", "inside:shift-weights", "inside:shift-weights@2", "after:shift-weights",
-                  "before:latency-records", "inside:latency-records", "inside:latency-records@2",
-                  "after:latency-records"]
-UNDO_FAULTS = [f"{point}:{step}" for step in reversed(STEP_IDS) for point in ("undo-before", "undo-inside", "undo-after")]
+SHIFT = harness.PhaseUnderTest("shift-traffic", REGION, tuple(STEP_IDS), assert_shifted, assert_back_on_source,
+                               inside_at={step: ("", "@2") for step in STEP_IDS}, undo_inside=tuple(STEP_IDS))
 
 
 def test_a_crash_at_every_point_resumes_to_the_same_end_state(tokyo, players):
-    """Each run dies at the next point (inside@1 right after the routing change, inside@2 in the bake); the
-    next run resumes it. The rollback is crashed the same way at every undo point."""
+    """Each run dies at the next point and the next run resumes it (tests/phases/harness.py); the rollback
+    is crashed the same way at every undo point. A killed bake never counts as passed."""
     since = last_serial()
-    for fault in FORWARD_FAULTS:
-        killed = migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes", env={"MIGRATE_FAULT": fault})
-        assert killed.returncode == -signal.SIGKILL, f"{fault}: {killed.stderr}"
-    migrate("phase", "run", "shift-traffic", "--region", REGION, "--yes", check=0)
-    assert_shifted(tokyo)
-    assert [e["kind"] for e in history()][-1] == "run_succeeded"
-    # a killed bake never counts as passed: 50 % passed once before the crash after it, the 100 % step
-    # passed in the run that died just after it and again in the last run (its bake restarts)
+    harness.crash_at_every_point_in_turn(SHIFT, tokyo)
+    # 50 % passed once before the crash after it; the 100 % step passed in the run that died just after it
+    # and again in the last run (its bake restarts)
     verdicts = [(g["at"], g["verdict"]) for g in gates(since)]
     assert verdicts.count(("50 %", "pass")) >= 1 and ("100 % (latency records)", "pass") in verdicts
     assert all(v == "pass" for _, v in verdicts)
-
-    for fault in UNDO_FAULTS:
-        killed = migrate("phase", "rollback", "shift-traffic", "--region", REGION, env={"MIGRATE_FAULT": fault})
-        assert killed.returncode == -signal.SIGKILL, f"{fault}: {killed.stderr}"
-    migrate("phase", "rollback", "shift-traffic", "--region", REGION, check=0)
-    assert_back_on_source(tokyo)
-    assert [e["kind"] for e in history()][-1] == "rollback_succeeded"
+    harness.crash_at_every_undo_point_in_turn(SHIFT, tokyo)
 
 
 # --- chaos ---------------------------------------------------------------------------------------
