@@ -8,7 +8,7 @@ label `expand`: additive changes, safe while old app versions run) and contract/
 
     python -m app.db upgrade DSN [TARGET] [--lock-timeout-ms N]    python -m app.db downgrade DSN TARGET
     python -m app.db current DSN
-    python -m app.db heads                   python -m app.db sql [START:]TARGET   (offline SQL, for squawk)
+    python -m app.db heads                   python -m app.db sql [START[,START…]:]TARGET   (offline SQL, for squawk)
     python -m app.db branch {expand|contract}   (its revisions, root to head, as JSON)
     python -m app.db revision {expand|contract} MESSAGE"""
 
@@ -23,6 +23,7 @@ from pathlib import Path
 import psycopg
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -74,15 +75,26 @@ def heads() -> set[str]:
 
 
 def upgrade_sql(target: str, start: str | None = None) -> str:
-    """The SQL `upgrade [start:]target` would run (offline mode), e.g. for `squawk`."""
+    """The SQL `upgrade [start:]target` would run (offline mode), e.g. for `squawk`. `start` may name
+    several revisions, comma-separated: a database on two branches (expand@head and the contract root)
+    is at both, and a contract revision that depends on expand must not be shown expand's SQL again."""
     out = io.StringIO()
-    command.upgrade(alembic_config(output=out), f"{start}:{target}" if start else target, sql=True)
+    starts = tuple(s for s in (start or "").split(",") if s)
+    if len(starts) <= 1:
+        command.upgrade(alembic_config(output=out), f"{start}:{target}" if start else target, sql=True)
+        return out.getvalue()
+    # `alembic upgrade A:B --sql` takes one start; Alembic's EnvironmentContext takes several.
+    config = alembic_config(output=out)
+    script = ScriptDirectory.from_config(config)
+    with EnvironmentContext(config, script, fn=lambda rev, context: script._upgrade_revs(target, rev),
+                            as_sql=True, starting_rev=starts, destination_rev=target):
+        script.run_env()
     return out.getvalue()
 
 
 def branch_revisions(branch: str) -> list[dict[str, str]]:
     """The revisions of `branch` ("expand" or "contract") from its root to its head, each with its id,
-    the revision it revises and its first docstring line."""
+    the revision it revises, the revisions of other branches it depends on and its first docstring line."""
     script = ScriptDirectory.from_config(alembic_config())
     found, revision = [], script.get_revision(f"{branch}@head")
     while revision is not None:  # down the chain from the head to the branch's root, which revises the baseline
@@ -92,6 +104,7 @@ def branch_revisions(branch: str) -> list[dict[str, str]]:
         revision = script.get_revision(revision.down_revision)
     found.reverse()
     return [{"id": r.revision, "revises": r.down_revision if isinstance(r.down_revision, str) else "",
+             "depends_on": list(r.dependencies or ()) if not isinstance(r.dependencies, str) else [r.dependencies],
              "title": (r.doc or "").strip().splitlines()[0] if r.doc else r.revision} for r in found]
 
 

@@ -109,21 +109,43 @@ async def fetch_home_region(rt: Runtime, player_id: int) -> str | None:
     return row["home_region"] if row else None
 
 
+# A v2 rename moves the player's claim in the same statement: every other name the player holds is
+# released and the new one claimed unless the player already holds it (the NOT EXISTS reads the claims
+# as they were before the statement), so the authority never holds a name nobody has, nor misses one
+# somebody has; a name another player holds fails the INSERT (unique_violation) and with it the rename.
+# While expand's sync trigger is still there it finds the claim already moved and does nothing. (Not a
+# CTE reading the old name FOR UPDATE: once the UPDATE has changed the row in the same statement, that
+# lock skips the row and the old name reads as nothing.)
+RENAME_WITH_CLAIM = """
+WITH renamed AS ({update}),
+     released AS (DELETE FROM handle_claims c USING renamed
+                  WHERE c.player_id = renamed.id AND c.handle <> renamed.handle),
+     claimed AS (INSERT INTO handle_claims (handle, player_id, home_region)
+                 SELECT renamed.handle, renamed.id, renamed.home_region FROM renamed
+                 WHERE NOT EXISTS (SELECT 1 FROM handle_claims c
+                                   WHERE c.handle = renamed.handle AND c.player_id = renamed.id))
+SELECT * FROM renamed"""
+
+
 async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any]) -> tuple[dict | None, str | None]:
     """Apply `changes` (column → value; `profile` is merged key by key) on the writer; the new row
-    and the WAL insert LSN read after the commit (None, None when there is no such player)."""
-    sets = [sql.SQL("{} = %s").format(sql.Identifier(col)) for col in changes if col != "profile"]
-    params: list[Any] = [val for col, val in changes.items() if col != "profile"]
+    and the WAL insert LSN read after the commit (None, None when there is no such player). App v2
+    moves a renamed player's handle claim in the same statement (v1 leaves it to expand's trigger)."""
+    sets = [sql.SQL("{} = %({})s").format(sql.Identifier(col), sql.SQL(col)) for col in changes if col != "profile"]
+    params: dict[str, Any] = {col: val for col, val in changes.items() if col != "profile"}
     if "profile" in changes:
-        sets.append(sql.SQL("profile = profile || %s"))
-        params.append(Jsonb(changes["profile"]))
+        sets.append(sql.SQL("profile = profile || %(profile)s"))
+        params["profile"] = Jsonb(changes["profile"])
     sets.append(sql.SQL("updated_at = now()"))
-    query = sql.SQL("UPDATE players SET {} WHERE id = %s RETURNING {}").format(
+    params["id"] = player_id
+    query = sql.SQL("UPDATE players SET {} WHERE id = %(id)s RETURNING {}").format(
         sql.SQL(", ").join(sets), sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    if "handle" in changes and rt.settings.app_generation >= 2:
+        query = sql.SQL(RENAME_WITH_CLAIM).format(update=query)
     try:
         async with rt.writer.connection() as conn:
             try:
-                row, lsn = await _update_in_one_round_trip(conn, query, (*params, player_id))
+                row, lsn = await _update_in_one_round_trip(conn, query, params)
             except psycopg.Error:
                 await _end_failed_transaction(conn)
                 raise
@@ -140,12 +162,15 @@ async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any]) ->
 
 async def create_player(rt: Runtime, handle: str, home: str, fields: dict[str, Any]) -> tuple[dict, str]:
     """Insert a new player homed in `home`, its id from that home's block (app/ids.py), on the writer;
-    the row and the LSN after the commit. The claims trigger (expand e007) claims the handle in the
-    same transaction, so a name held by anyone — a player of any home, or a claim not yet copied —
-    raises HandleTaken and nothing is written."""
+    the row and the LSN after the commit. The handle is claimed at the authority in the same
+    statement, so a name held by anyone — a player of any home, or a claim not yet copied — raises
+    HandleTaken and nothing is written (expand's sync trigger, while there, finds it claimed)."""
     columns = ["handle", "home_region", *fields]
     values = [handle, home, *(Jsonb(v) if c == "profile" else v for c, v in fields.items())]
-    query = sql.SQL("INSERT INTO players (id, {}) VALUES (nextval({}), {}) RETURNING {}").format(
+    query = sql.SQL("WITH created AS (INSERT INTO players (id, {}) VALUES (nextval({}), {}) RETURNING {}), "
+                    "claimed AS (INSERT INTO handle_claims (handle, player_id, home_region) "
+                    "SELECT handle, id, home_region FROM created) "
+                    "SELECT * FROM created").format(
         sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(sequence_name(home)),
         sql.SQL(", ").join(sql.Placeholder() * len(values)), sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
     try:
@@ -163,7 +188,7 @@ async def create_player(rt: Runtime, handle: str, home: str, fields: dict[str, A
 
 
 async def _update_in_one_round_trip(conn: psycopg.AsyncConnection, query: sql.Composable,
-                                    params: tuple) -> tuple[dict[str, Any] | None, str]:
+                                    params: tuple | dict[str, Any]) -> tuple[dict[str, Any] | None, str]:
     """(updated row or None, WAL insert LSN read after the commit), sent as ONE pipeline.
 
     Before cutover a region far from the writer pays the ocean on every round trip: an UPDATE and then

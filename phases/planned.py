@@ -85,11 +85,4 @@ PLANNED: dict[str, PlannedPhase] = {p.name: p for p in (
          ("unfence", "unfence", "nothing")),
         ("all members healthy and caught up", "no schema change in flight", "error budget", "approval"),
         ("switchover back",)),
-    PlannedPhase(
-        "contract-schema", "Alembic contract@head, only after expand and backfill are recorded",
-        False,
-        (("contract", "alembic upgrade contract@head", "none: point of no return"),),
-        ("every region runs the new app version", "expand and backfill recorded"),
-        ("point of no return: restore from backup per the runbook",),
-        point_of_no_return="contract"),
 )}

@@ -1,4 +1,4 @@
-"""`migrate lab up | down | status`: the local three-region lab (`lab load`: migrate/cli/lab_load.py)."""
+"""`migrate lab up | down | deploy | status`: the local three-region lab (`lab load`: migrate/cli/lab_load.py)."""
 
 from __future__ import annotations
 
@@ -109,6 +109,35 @@ def down_cmd(ctx: typer.Context, yes: bool = yes_option()) -> None:
         return report.to_json(), exit_codes.OK
 
     execute(ctx, "lab down", body)
+
+
+@app.command("deploy")
+def deploy_cmd(ctx: typer.Context,
+               region: str = typer.Option(..., "--region", help="the region whose app to deploy"),
+               generation: int = typer.Option(..., "--app-generation",
+                                              help="1: the game as it runs today; 2: the app for home-region writers"),
+               yes: bool = yes_option()) -> None:
+    """Deploy app generation 1 or 2 to a region's app (recorded; a running app of another generation restarts)."""
+
+    def body(opts):
+        from migrate.lab.topology import LabTopology
+        from migrate.lab.world import deploy_app_generation
+
+        from migrate.errors import LabError
+
+        lab_dir, _ = lab_dir_and_env(opts)
+        topology = LabTopology.load(lab_dir)
+        if topology is None:
+            raise LabError(f"no lab in {lab_dir}", hint="migrate lab up")
+        actions = deploy_app_generation(topology, region, generation)
+        report = {"region": region, "app_generation": generation,
+                  "actions": actions or [f"{region} already runs app generation {generation}; nothing to do"]}
+        if not opts.json:
+            for line in report["actions"]:
+                out.print(line)
+        return report, exit_codes.OK
+
+    execute(ctx, "lab deploy", body)
 
 
 @app.command("status")

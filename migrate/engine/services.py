@@ -240,6 +240,7 @@ class StatusReport:
     phases: list[dict[str, Any]]
     replication: list[dict[str, Any]]
     routing: list[dict[str, Any]] = field(default_factory=list)  # per player geography, read live from Route 53
+    apps: list[dict[str, Any]] = field(default_factory=list)  # per region: the app generation it runs, live
 
     def to_json(self) -> dict[str, Any]:
         lock = None
@@ -247,7 +248,8 @@ class StatusReport:
             lock = {k: (v.isoformat() if hasattr(v, "isoformat") else v)
                     for k, v in self.lock.__dict__.items()}
         return {"env": self.env, "journal_serial": self.serial, "lock": lock,
-                "phases": self.phases, "replication": self.replication, "routing": self.routing}
+                "phases": self.phases, "replication": self.replication, "routing": self.routing,
+                "apps": self.apps}
 
 
 def status(session: Session, with_replication: bool = True) -> StatusReport:
@@ -268,11 +270,36 @@ def status(session: Session, with_replication: bool = True) -> StatusReport:
                      "steps_total": len(steps), "last_error": ps.last_error,
                      "last_gate": ps.gates[-1] if ps.gates else None,
                      "updated_at": ps.updated_at.isoformat() if ps.updated_at else None})
-    replication, routing = [], []
+    replication, routing, apps = [], [], []
     if with_replication:
         replication = replication_report(session)
         routing = routing_report(session)
-    return StatusReport(session.env.name, state.serial, lock, rows, replication, routing)
+        apps = apps_report(session)
+    return StatusReport(session.env.name, state.serial, lock, rows, replication, routing, apps)
+
+
+def apps_report(session: Session) -> list[dict[str, Any]]:
+    """Per region, the app generation its /health reports and the schema range it works with (what
+    expand-schema and contract-schema check), read live; a region with no app says so."""
+    try:
+        runtime = session.providers.runtime
+    except MigrateError as exc:
+        return [{"region": None, "state": "unknown", "error": exc.one_line()}]
+    out = []
+    for name in session.spec.regions:
+        try:
+            if runtime.api_endpoint(name) is None:
+                out.append({"region": name, "state": "no app"})
+                continue
+            health = runtime.api_health(name)
+        except MigrateError as exc:
+            out.append({"region": name, "state": "unknown", "error": exc.one_line()})
+            continue
+        app = health.app or {"generation": 1, "requires": None, "breaks_at": None}
+        out.append({"region": name, "state": "healthy" if health.ok else "unhealthy",
+                    "generation": app.get("generation"), "requires": app.get("requires"),
+                    "breaks_at": app.get("breaks_at"), "detail": health.detail})
+    return out
 
 
 def routing_report(session: Session) -> list[dict[str, Any]]:

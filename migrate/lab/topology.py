@@ -132,6 +132,11 @@ class LabTopology:
         """JSON {home region: serving region} every region's app reads (HOME_ROUTING_FILE), re-read live."""
         return self.lab_dir / "home-routing.json"
 
+    @property
+    def app_generations_file(self) -> Path:
+        """JSON {region: app generation} deployed by `migrate lab deploy` (absent region: generation 1)."""
+        return self.lab_dir / "app-generations.json"
+
     @classmethod
     def allocate(cls, lab_dir: Path) -> "LabTopology":
         """A new topology with a free loopback port for every component (not saved)."""

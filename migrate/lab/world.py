@@ -210,6 +210,7 @@ def region_app_env(t: LabTopology, region: str, *, app_version: str = LAB_APP_VE
         "HOME_ROUTING": json.dumps(HOME_ROUTING),
         "HOME_ROUTING_FILE": str(t.home_routing_file),
         "APP_VERSION": app_version,
+        "APP_GENERATION": str(deployed_generation(t, region)),
         "ASSET_BUCKET": bucket_name(region),
         "ASSET_BASE_URL": asset_base_url(t, region),
         "DB_POOL_MAX": str(APP_DB_POOL_MAX),
@@ -296,6 +297,38 @@ def start_region_app(t: LabTopology, region: str, *, app_version: str = LAB_APP_
 def stop_region_app(t: LabTopology, region: str) -> int | None:
     """Stop `region`'s app (SIGTERM: uvicorn drains); the pid stopped, or None when it was not running."""
     return processes.stop_process(t.lab_dir, app_process(region))
+
+
+APP_GENERATIONS = (1, 2)  # app/generations.py
+
+
+def deployed_generation(t: LabTopology, region: str) -> int:
+    """The app generation `region` runs (or will run when started): 1 unless `migrate lab deploy` said."""
+    if not t.app_generations_file.exists():
+        return 1
+    return int(json.loads(t.app_generations_file.read_text()).get(region, 1))
+
+
+def deploy_app_generation(t: LabTopology, region: str, generation: int) -> list[str]:
+    """Make `region` run app `generation`: recorded for every later start, and a running app of another
+    generation restarted with it (the lab has one app process per region, so its players see the
+    restart; ECS rolls tasks behind the load balancer). What was done (empty: nothing to do)."""
+    if region not in REGIONS:
+        raise LabError(f"unknown region {region!r}", hint="one of " + ", ".join(REGIONS))
+    if generation not in APP_GENERATIONS:
+        raise LabError(f"unknown app generation {generation!r}", hint="1 (today's game) or 2 (home-region writers)")
+    actions = []
+    if deployed_generation(t, region) != generation:
+        recorded = json.loads(t.app_generations_file.read_text()) if t.app_generations_file.exists() else {}
+        recorded[region] = generation
+        t.app_generations_file.write_text(json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+        actions.append(f"{region}: app generation {generation} recorded")
+    running = app_health(t, region)[1]
+    if running is not None and (running.get("app") or {}).get("generation", 1) != generation:
+        stop_region_app(t, region)
+        started = start_region_app(t, region)
+        actions.append(f"{region}: app restarted as generation {generation} (pid {started.pid})")
+    return actions
 
 
 # --- up / down / status ----------------------------------------------------------------------------

@@ -135,7 +135,23 @@ def status_tables(report: StatusReport) -> list[Table]:
     tables = [lock, phases, repl]
     if report.routing:
         tables.append(_routing_table(report.routing))
+    if report.apps:
+        tables.append(_apps_table(report.apps))
     return tables
+
+
+def _apps_table(rows: list[dict]) -> Table:
+    """Per region: the app generation running there and the schema it needs (expand/contract gates)."""
+    table = Table(title="app per region (/health, live)", title_justify="left")
+    for col in ("region", "state", "app", "needs schema", "breaks at"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        if "generation" not in r:
+            table.add_row(r["region"] or "—", r["state"], r.get("error", ""), "", "")
+            continue
+        table.add_row(r["region"], r["state"], f"v{r['generation']}", r["requires"] or "",
+                      r["breaks_at"] or "—")
+    return table
 
 
 def _routing_table(rows: list[dict]) -> Table:

@@ -254,6 +254,7 @@ class SchemaRevision:
     id: str  # the revision id, e.g. e001_home_epoch
     revises: str  # the revision it follows
     title: str  # the first line of its docstring
+    depends_on: tuple[str, ...] = ()  # revisions of other branches it needs applied first (contract → expand)
 
 
 class SchemaStore(Protocol):

@@ -32,4 +32,5 @@ def _branch(name: str, extra: str) -> tuple[SchemaRevision, ...]:  # keyed on th
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ProviderError(f"listing the app's {name} revisions failed: {tail}", where="app migrations")
-    return tuple(SchemaRevision(r["id"], r["revises"], r["title"]) for r in json.loads(proc.stdout))
+    return tuple(SchemaRevision(r["id"], r["revises"], r["title"], tuple(r.get("depends_on", ())))
+                 for r in json.loads(proc.stdout))

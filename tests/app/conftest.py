@@ -114,8 +114,8 @@ def seed(dsn: str, homes: dict[int, str] = HOMES) -> None:
 
 @pytest.fixture
 def db(pg_database) -> str:
-    """A fresh database at the Alembic heads, seeded with HOMES; its DSN."""
-    upgrade(pg_database)
+    """A fresh database at expand@head (v1 and v2 apps side by side), seeded with HOMES; its DSN."""
+    upgrade(pg_database, "expand@head")
     seed(pg_database)
     return pg_database
 
@@ -213,7 +213,7 @@ def replica_pair() -> Iterator[tuple[str, str, PgCluster]]:
         standby.start()
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE game")
-        upgrade(primary.dsn("game"))
+        upgrade(primary.dsn("game"), "expand@head")
         seed(primary.dsn("game"))
         wait_for(lambda: _count(standby.dsn("game")) == len(HOMES), "standby caught up")
         yield primary.dsn("game"), standby.dsn("game"), standby

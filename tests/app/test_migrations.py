@@ -1,6 +1,6 @@
 """The Alembic schema: a baseline compatible with the lab's pre-seeded table; the expand branch (what
 home-region writers need: home epoch, per-writer id blocks, the handle authority, the home index, the
-write fence) additive, squawk-clean and reversible; the contract branch ready for its phase."""
+write fence) additive, squawk-clean and reversible; the contract branch drops only what v1 needed."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ BASELINE_COLUMNS = [("id", "bigint", "NO", None), ("handle", "text", "NO", None)
             ("profile", "jsonb", "NO", "'{}'::jsonb")]
 EXPANDED_COLUMNS = BASELINE_COLUMNS + [("home_epoch", "bigint", "NO", "1")]
 EXPAND_HEAD = "e007_handle_claims_sync"
+CONTRACT_HEAD = "c001_drop_handle_claims_sync"
 
 
 def columns(dsn: str) -> list[tuple]:
@@ -29,7 +30,7 @@ def columns(dsn: str) -> list[tuple]:
 
 
 def test_heads_and_branches():
-    assert db.heads() == {EXPAND_HEAD, "c000_contract_root"}
+    assert db.heads() == {EXPAND_HEAD, CONTRACT_HEAD}
     sql = db.upgrade_sql("heads")
     assert "CREATE TABLE IF NOT EXISTS players" in sql
 
@@ -45,16 +46,16 @@ def test_upgrade_on_an_empty_database_creates_exactly_the_table(pg_database):
         indexes = {r[0] for r in conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'players'")}
     assert any("UNIQUE" in i and "(handle)" in i for i in indexes)
     assert any("UNIQUE" in i and "(id)" in i for i in indexes)
-    db.upgrade(pg_database)  # heads: the contract root (no-op) too
+    db.upgrade(pg_database)  # heads: the contract branch too (it depends on expand@head)
     db.upgrade(pg_database)  # idempotent
-    assert db.current(pg_database) == {EXPAND_HEAD, "c000_contract_root"}
+    assert db.current(pg_database) == {CONTRACT_HEAD}
 
 
 def test_baseline_adopts_the_labs_existing_table(pg_database):
     create_schema(pg_database)  # what `migrate lab up` does before Alembic runs
     with psycopg.connect(pg_database, autocommit=True) as conn:
         conn.execute("INSERT INTO players (id, handle, home_region) VALUES (1, 'kept', 'us-east-1')")
-    db.upgrade(pg_database, "heads", lock_timeout_ms=2000)
+    db.upgrade(pg_database, "expand@head", lock_timeout_ms=2000)
     assert columns(pg_database) == EXPANDED_COLUMNS
     with psycopg.connect(pg_database) as conn:
         assert conn.execute("SELECT handle FROM players").fetchall() == [("kept",)]
@@ -99,6 +100,20 @@ def test_the_expand_branch_downgrades_to_exactly_the_baseline_and_upgrades_again
     db.downgrade(pg_database, "e000_expand_root")
     assert schema_objects(pg_database) == before
     db.upgrade(pg_database, "expand@head")
+    assert schema_objects(pg_database) == expanded
+
+
+def test_the_contract_branch_drops_only_the_sync_trigger_and_its_downgrade_puts_it_back(pg_database):
+    db.upgrade(pg_database, "expand@head")
+    expanded = schema_objects(pg_database)
+    db.upgrade(pg_database, "contract@head")
+    assert db.current(pg_database) == {CONTRACT_HEAD}
+    contracted = schema_objects(pg_database)
+    assert contracted["triggers"] == [("players_write_fence",)]
+    assert [f for f in expanded["functions"] if f not in contracted["functions"]] == [("game_handle_claims_sync",)]
+    assert {k: v for k, v in contracted.items() if k not in ("triggers", "functions")} == \
+        {k: v for k, v in expanded.items() if k not in ("triggers", "functions")}
+    db.downgrade(pg_database, "c000_contract_root")  # the restore drill's last resort (the tool refuses)
     assert schema_objects(pg_database) == expanded
 
 

@@ -143,7 +143,7 @@ def test_reads_follow_the_readers_file(pg_server, db, make_client, tmp_path):
         other_dsn = pg_server.dsn(other)
         from app.db import upgrade
 
-        upgrade(other_dsn)
+        upgrade(other_dsn, "expand@head")
         seed(other_dsn, {1: "local-replica"})
         readers = tmp_path / "readers.json"
         readers.write_text(json.dumps({"eu-central-1": other_dsn}))  # another region's entry only

@@ -126,3 +126,33 @@ def test_two_regions_racing_for_one_handle_through_the_wan_exactly_one_wins_each
     winners = [a for a in history if a.status == 201]
     assert len(winners) == ROUNDS  # exactly one per round: the checker also proves no round had two
     print("\nsign-up race winners by region:", {r: sum(a.region == r for a in winners) for r in (AP, EU)})
+
+
+@pytest.fixture
+def contracted_db(db) -> str:
+    """`db` after expand's backfill and contract: the authority holds every handle, the sync trigger is gone."""
+    from app.db import upgrade
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("INSERT INTO handle_claims (handle, player_id, home_region) "
+                     "SELECT handle, id, home_region FROM players ON CONFLICT DO NOTHING")
+    upgrade(db, "contract@head")
+    return db
+
+
+def test_after_contract_v2_claims_and_moves_handles_itself(make_client, contracted_db):
+    v2 = make_client(US, app_generation=2)
+    created = v2.post("/v1/players", json={"handle": "after_contract"})
+    assert created.status_code == 201, created.text
+    pid = created.json()["id"]
+    assert authority(contracted_db)[0]["after_contract"] == pid
+    renamed = v2.patch(f"/v1/players/{pid}", json={"handle": "moved_on"}, headers=login(v2, pid))
+    assert renamed.status_code == 200, renamed.text
+    claims, players = authority(contracted_db)
+    assert claims["moved_on"] == pid and "after_contract" not in claims  # released the old, claimed the new
+    assert claims == {handle: player for player, handle in players.items()}  # the authority agrees with players
+    taken = v2.patch(f"/v1/players/{pid}", json={"handle": "player1"}, headers=login(v2, pid))
+    assert taken.status_code == 409
+    same = v2.patch(f"/v1/players/{pid}", json={"handle": "moved_on", "level": 5}, headers=login(v2, pid))
+    assert same.status_code == 200 and same.json()["level"] == 5  # a rename to its own name is no rename
+    assert authority(contracted_db)[0] == claims

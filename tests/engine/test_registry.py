@@ -21,7 +21,7 @@ def fresh_registry():
 
 def test_built_is_derived_from_the_modules_and_every_catalogue_phase_is_known(fresh_registry):
     assert fresh_registry.built_names() == ["stand-up-region", "attach-secondary", "shadow-traffic", "shift-traffic",
-                                            "expand-schema"]
+                                            "expand-schema", "contract-schema"]
     assert [p.name for p in fresh_registry.all_phases()] == list(PHASES)
     cutover = fresh_registry.get_phase("cutover")
     assert not cutover.built
