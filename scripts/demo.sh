@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The demo: the "before" world with 1M players under live player traffic; the whole programme's
 # plan; stand up and attach Tokyo and Frankfurt while players play; shadow APAC's reads to Tokyo and
-# shift APAC's players to Tokyo step by step with gates; APAC p95 before and after, measured in this
-# run; lost-write check; roll Frankfurt's secondary back.
+# shift APAC's players to Tokyo step by step with gates; expand the schema; APAC p95 before and after,
+# measured in this run; lost-write check; roll Frankfurt's secondary back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=".venv/bin/migrate"
@@ -57,7 +57,11 @@ $M phase run shadow-traffic --region ap-northeast-1 --yes
 say "Shift APAC to Tokyo: APAC's pool 1 → 5 → 25 → 50 %, bake + gate after each, then latency records"
 $M phase run shift-traffic --region ap-northeast-1 --yes
 
-say "Status: phases, last gates, replication lag, routing per geography"
+say "Expand the schema for home-region writers while players play (squawk-linted, one revision at a time, then the handle backfill, paused while a secondary lags)"
+$M phase run expand-schema --dry-run || [ $? -eq 2 ]
+$M phase run expand-schema --yes
+
+say "Status: phases, last gates, replication lag, routing per geography, app generation per region"
 $M status
 
 say "Stop the background players and check every acknowledged write against the database"
@@ -93,7 +97,7 @@ for geo, kind in rows:
 print("  (reads stay in Tokyo; each write still crosses to the us-east-1 writer, once, until cutover)")
 led = during["ledger"]
 errors = sum(during["errors_by_kind"].values())
-print(f"Load while standing up and attaching two regions, shadowing and shifting APAC: "
+print(f"Load while standing up and attaching two regions, shadowing and shifting APAC, expanding the schema: "
       f"{during['requests']['finished']} requests, "
       f"{errors} errors, {led['acknowledged']} acknowledged writes; the latest acknowledged value of "
       f"each of {led['checked']} profiles/scores checked in the database: {led['found']} found, "
@@ -107,6 +111,8 @@ cat <<MSG
 - Shadowed APAC's reads to Tokyo (answers diffed three ways) and shifted APAC's pool to Tokyo with a
   gate after every step; EU and NA players never moved (their own pools). APAC reads are now served
   in Tokyo; writes still cross the Pacific to the us-east-1 writer until cutover.
+- Expanded the schema under the same load (home epoch, per-home id blocks, the handle authority and
+  its backfill, the write fence, installed and inactive): every region's v1 app kept working.
 - Rolled Frankfurt's secondary back: reads back to the writer, standby stopped, data removed, slot dropped.
 - The lab is still up: \`$M lab status\`; remove it with \`$M lab down\`.
 MSG

@@ -132,3 +132,22 @@ def test_the_backfill_pauses_while_a_secondary_lags_and_goes_on_by_itself(schema
     assert_expanded(schema_lab)
     migrate("phase", "rollback", "attach-secondary", "--region", region, check=0)
     migrate("phase", "rollback", "stand-up-region", "--region", region, check=0)
+
+
+def test_a_kill_in_the_middle_of_the_backfill_resumes_after_the_last_journaled_batch(schema_lab):
+    harness.die_at(EXPAND, f"inside:{BACKFILL_STEP}@2", "run")  # after the first batch was journaled
+
+    def saved_last_ids(since: int = 0) -> list[int]:
+        with harness.session() as session:
+            return [e.data["last_id"] for e in services.history(session, 0)
+                    if e.serial > since and e.step == BACKFILL_STEP and e.kind == "step_progress"
+                    and "last_id" in e.data]
+
+    journaled = saved_last_ids()
+    assert len(journaled) == 1, journaled
+    since = harness.last_serial()
+    with harness.session() as session:
+        assert services.run_phase(session, PHASE, None).status == "succeeded"
+    resumed = saved_last_ids(since)
+    assert resumed and resumed[0] > journaled[0], (journaled, resumed)  # from scratch would repeat the first
+    assert_expanded(schema_lab)
