@@ -129,6 +129,11 @@ class AwsSettings(_Model):
                             "checked against the profile's identity before any change")
     endpoint_url: str | None = Field(None, pattern=r"^https?://", description="an http(s):// URL "
                                      "of an AWS-compatible endpoint (a moto server), or left out")
+    database_secret_id: str | None = Field(None, min_length=1, description="the Secrets Manager secret "
+                                           "(name or ARN, in the writer's region) holding the Aurora "
+                                           "credentials as RDS JSON {username, password}; needed by the "
+                                           "schema phases and data verification, never printed")
+    database_name: str = Field("game", min_length=1, description="the game's database on the Aurora cluster")
 
 
 class LabSettings(_Model):

@@ -202,6 +202,12 @@ class PgCluster:
                                      "host replication all 127.0.0.1/32 trust\n"
                                      "local all all trust\n")
 
+    def require_passwords(self) -> None:
+        """TCP connections authenticate with a password (scram-sha-256), as Aurora's do; the local socket
+        stays trusted (the lab administers the server through it). Applied at the next start or reload."""
+        self._write_as_postgres(self.datadir / "pg_hba.conf", "host all all 127.0.0.1/32 scram-sha-256\n"
+                                                               "local all all trust\n")
+
     def write_settings(self, settings: dict[str, str], filename: str = "lab.conf") -> None:
         """(Re)write the per-node settings file, included from postgresql.auto.conf's sibling."""
         self._write_as_postgres(self.datadir / filename,

@@ -22,9 +22,10 @@ def schema_of(target: Target) -> SchemaStore:
     """The environment's schema adapter; a one-line refusal where there is none yet."""
     schema = target.providers.schema
     if schema is None:
-        raise ProviderError(f"the {target.env.kind} environment has no schema adapter yet",
-                            hint=f"{target.phase} runs in the lab; on AWS it needs the Aurora writer's "
-                                 f"credentials from Secrets Manager (runbooks/{target.phase}.md)")
+        raise ProviderError(f"the {target.env.name} environment names no database credentials for the schema",
+                            hint=f"set database_secret_id (a Secrets Manager secret holding the Aurora "
+                                 f"credentials as RDS JSON) in [environments.{target.env.name}.aws]; "
+                                 f"runbooks/{target.phase}.md")
     return schema
 
 

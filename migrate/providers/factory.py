@@ -51,9 +51,22 @@ def build_providers(spec, env) -> Providers:
     from migrate.providers.aws.global_database import AwsGlobalDatabase
 
     aws_side = stand_up_providers(spec, env, repo_root)
-    return Providers(global_database=AwsGlobalDatabase.from_spec(spec, env.aws),
+    global_database = AwsGlobalDatabase.from_spec(spec, env.aws)
+    return Providers(global_database=global_database, schema=_aws_schema(spec, env, global_database),
                      shadow=shadow.from_spec(spec, env, repo_root, runtime=aws_side["runtime"]),
                      traffic_metrics=metrics.from_spec(spec, env, repo_root, dns=aws_side["dns"]), **aws_side)
+
+
+def _aws_schema(spec, env, global_database):
+    """The Aurora writer's schema, with the credentials in [environments.NAME.aws] database_secret_id
+    (read from Secrets Manager on first use); None when the spec names no secret (the schema phases then
+    refuse in one line)."""
+    from migrate.providers.aws.database_access import DatabaseAccess
+
+    if not env.aws.database_secret_id:
+        return None
+    return DatabaseAccess(global_database.clients, global_database.source_region, env.aws.database_secret_id,
+                          env.aws.database_name, global_database.writer_address).schema_store()
 
 
 def route_lab_api(topology) -> list[str]:

@@ -16,9 +16,11 @@ from migrate.providers.protocols import SchemaRevision
 EXTRA_ENV = "GAME_MIGRATIONS_EXTRA"  # app/db.py: one more folder of revisions (tests only)
 
 
-def app_db(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run `python -m app.db ARGS` with this interpreter; the finished process (not checked)."""
-    return subprocess.run([sys.executable, "-m", "app.db", *args], capture_output=True, text=True, timeout=timeout)
+def app_db(*args: str, timeout: float = 1800, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m app.db ARGS` with this interpreter (in `env`, default this process's); the finished
+    process (not checked)."""
+    return subprocess.run([sys.executable, "-m", "app.db", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
 
 
 def branch_revisions(name: str) -> tuple[SchemaRevision, ...]:

@@ -72,3 +72,32 @@ def test_a_shadow_traffic_dry_run_has_an_adapter_on_aws(aws_spec, aws_env):
     assert checks["source-can-mirror"]["ok"] is True and "mirror is free" in checks["source-can-mirror"]["detail"]
     assert checks["region-api-healthy"]["ok"] is False
     assert "ssm:PutParameter us-east-1's shadow switch" in proc.stdout  # the plan says what the step does
+
+
+def test_an_expand_schema_dry_run_on_aws_reads_the_secret_and_names_what_is_missing(aws_spec, aws_env):
+    """The secret is read from Secrets Manager (moto); the writer is asked of RDS, where moto holds no
+    cluster here: the preflight fails in one line naming it, and no password is printed."""
+    import boto3
+
+    from tests.cli_helpers import migrate as run
+
+    endpoint = next(line.split('"')[1] for line in aws_spec.read_text().splitlines()
+                    if line.startswith("endpoint_url"))
+    boto3.client("secretsmanager", region_name="us-east-1", endpoint_url=endpoint,
+                 aws_access_key_id="testing", aws_secret_access_key="testing").create_secret(
+        Name="game/aurora/migrate", SecretString='{"username": "migrator", "password": "never-shown-42"}')
+    proc = run("--env", "aws", "--output", "json", "phase", "run", "expand-schema", "--dry-run",
+               spec=aws_spec, env=aws_env)
+    said = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "never-shown-42" not in said
+    lint = next(c for c in envelope(proc)["data"]["preflight"] if c["check"] == "squawk-lint")
+    assert lint["ok"] is not True and "game-us-east-1" in lint["detail"], lint
+
+
+def test_without_a_database_secret_the_schema_phases_refuse_in_one_line(aws_spec, aws_env, tmp_path):
+    spec = tmp_path / "no-secret.toml"
+    spec.write_text(aws_spec.read_text().replace('database_secret_id = "game/aurora/migrate"', "", 1))
+    proc = migrate("--env", "aws", "phase", "run", "contract-schema", "--dry-run", spec=spec, env=aws_env)
+    assert proc.returncode != 0
+    assert "names no database credentials" in proc.stdout + proc.stderr

@@ -452,6 +452,20 @@ class AwsGlobalDatabase:
                 return arn_region_and_id(member["DBClusterArn"])
         return self.source_region, self.primary_cluster_id
 
+    @property
+    def clients(self):
+        """The ClientFactory this adapter calls AWS with (shared with the adapters built beside it)."""
+        return self._clients
+
+    def writer_address(self) -> tuple[str, int]:
+        """(host, port) of the current writer: the global writer endpoint when AWS provides one (it
+        follows switchovers), else the writer cluster's endpoint and port."""
+        global_cluster = self._global_cluster()
+        region, cluster_id = self._writer(global_cluster)
+        cluster = self._cluster(region, cluster_id)
+        port = int((cluster or {}).get("Port") or 5432)
+        return self._writer_endpoint(), port
+
     def _writer_endpoint(self) -> str:
         """The global writer endpoint when AWS provides one (it follows switchovers), else the writer cluster's."""
         global_cluster = self._global_cluster()
