@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     db_timeout_seconds: float = Field(default=2.0, gt=0, le=60,
                                       description="wait for a pooled connection before 503")
     db_pool_max: int = Field(default=10, ge=1, le=200)
+    write_hold_seconds: float = Field(default=3.0, ge=0, le=30, description="how long a write to a "
+                                      "fenced home (a cutover in progress) is held and retried before a "
+                                      "retryable 503")
+    write_hold_max: int = Field(default=200, ge=0, le=10000, description="writes held at once; one more "
+                                "gets the retryable 503 at once")
     redis_timeout_seconds: float = Field(default=1.0, gt=0, le=60)
     peer_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     global_cache_seconds: float = Field(

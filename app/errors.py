@@ -78,6 +78,17 @@ async def _database_read_only(_: Request, exc: Exception) -> JSONResponse:
                  headers={"Retry-After": "1"})
 
 
+class WriteHeld(Exception):
+    """The player's home stayed fenced (a cutover in progress) for the whole hold, or too many writes
+    were held already: nothing was written, and the client should retry shortly (503 + Retry-After)."""
+
+
+async def _write_held(_: Request, exc: Exception) -> JSONResponse:
+    # The player's home was fenced (a cutover moving its writer) for the whole hold: nothing was written.
+    return _json(503, error_body("write_held", f"your write was held and not applied: {exc}; try again"),
+                 headers={"Retry-After": "1"})
+
+
 async def _database_unavailable(_: Request, exc: Exception) -> JSONResponse:
     log.warning("database unavailable: %s", exc)
     return _json(503, error_body("database_unavailable", "the database did not answer"),
@@ -96,6 +107,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(psycopg.errors.ReadOnlySqlTransaction, _database_read_only)
+    app.add_exception_handler(WriteHeld, _write_held)
     # OperationalError covers refused/broken connections, admin shutdown, pool timeouts
     # (psycopg_pool.PoolTimeout subclasses it) and statement/lock timeouts.
     app.add_exception_handler(psycopg.OperationalError, _database_unavailable)

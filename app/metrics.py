@@ -33,6 +33,11 @@ class Metrics:
                              ("served_by", "reason"), registry=self.registry)
         self.peer_fetches = Counter("app_peer_fetches", "Fetches of a peer region's top-100",
                                     ("peer", "outcome"), registry=self.registry)
+        self.writes_held = Counter("app_writes_held", "Writes held while their home was fenced, by outcome "
+                                   "(released: written once the fence lifted; refused: 503 past the hold)",
+                                   ("outcome",), registry=self.registry)
+        self.writes_waiting = Gauge("app_writes_waiting", "Writes being held right now (their home is fenced)",
+                                    registry=self.registry)
         self.info = Gauge("app_info", "Constant 1, labelled with region and version",
                           ("region", "version"), registry=self.registry)
         self.info.labels(region=region, version=version).set(1)

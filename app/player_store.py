@@ -21,6 +21,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from app.errors import WriteHeld
 from app.ids import sequence_name
 from app.runtime import Runtime
 
@@ -42,6 +43,43 @@ _background: set[asyncio.Task] = set()  # strong references until the tasks fini
 
 class HandleTaken(Exception):
     """Another player already has the requested handle."""
+
+
+WRITE_HOLD_POLL_S = 0.05  # how often a held write tries again; the fence lifts within a few seconds
+
+
+async def _held_while_fenced(rt: Runtime, write):
+    """`await write()`, held and retried while the writer refuses it with the fence's SQLSTATE 25006
+    (read_only_sql_transaction: nothing was written, so trying again is safe), for up to
+    WRITE_HOLD_SECONDS; at most WRITE_HOLD_MAX writes are held at once. Players see a slower write
+    during a cutover's fence, not an error; past the hold, a retryable 503, never a 500."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + rt.settings.write_hold_seconds
+    held = False
+    try:
+        while True:
+            try:
+                result = await write()
+            except psycopg.errors.ReadOnlySqlTransaction:
+                if not held:
+                    if rt.extras.get("writes_held", 0) >= rt.settings.write_hold_max:
+                        rt.metrics.writes_held.labels(outcome="refused").inc()
+                        raise WriteHeld("too many writes are held already") from None
+                    held = True
+                    rt.extras["writes_held"] = rt.extras.get("writes_held", 0) + 1
+                    rt.metrics.writes_waiting.inc()
+                if loop.time() >= deadline:
+                    rt.metrics.writes_held.labels(outcome="refused").inc()
+                    raise WriteHeld(f"the home stayed fenced for {rt.settings.write_hold_seconds:g} s") from None
+                await asyncio.sleep(WRITE_HOLD_POLL_S)
+                continue
+            if held:
+                rt.metrics.writes_held.labels(outcome="released").inc()
+            return result
+    finally:
+        if held:
+            rt.extras["writes_held"] -= 1
+            rt.metrics.writes_waiting.dec()
 
 
 async def _fetch(pool: AsyncConnectionPool, query: str, params: tuple) -> dict[str, Any] | None:
@@ -143,13 +181,8 @@ async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any]) ->
     if "handle" in changes and rt.settings.app_generation >= 2:
         query = sql.SQL(RENAME_WITH_CLAIM).format(update=query)
     try:
-        async with rt.writer.connection() as conn:
-            try:
-                row, lsn = await _update_in_one_round_trip(conn, query, params)
-            except psycopg.Error:
-                await _end_failed_transaction(conn)
-                raise
-            return (row, lsn) if row is not None else (None, None)
+        row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, query, params))
+        return (row, lsn) if row is not None else (None, None)
     except psycopg.errors.UniqueViolation:
         raise HandleTaken() from None
     except psycopg.OperationalError:
@@ -174,17 +207,23 @@ async def create_player(rt: Runtime, handle: str, home: str, fields: dict[str, A
         sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(sequence_name(home)),
         sql.SQL(", ").join(sql.Placeholder() * len(values)), sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
     try:
-        async with rt.writer.connection() as conn:
-            try:
-                row, lsn = await _update_in_one_round_trip(conn, query, tuple(values))
-            except psycopg.Error:
-                await _end_failed_transaction(conn)
-                raise
+        row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, query, tuple(values)))
     except psycopg.errors.UniqueViolation:
         raise HandleTaken() from None
     if row is None:  # an INSERT … RETURNING that did not raise returns its row; never a silent 201
         raise RuntimeError(f"sign-up of {handle!r} in {home}: the INSERT returned no row")
     return row, lsn
+
+
+async def _write_once(rt: Runtime, query: sql.Composable, params) -> tuple[dict[str, Any] | None, str]:
+    """One attempt of a write on the writer (see _update_in_one_round_trip); a failed one leaves the
+    pooled connection clean."""
+    async with rt.writer.connection() as conn:
+        try:
+            return await _update_in_one_round_trip(conn, query, params)
+        except psycopg.Error:
+            await _end_failed_transaction(conn)
+            raise
 
 
 async def _update_in_one_round_trip(conn: psycopg.AsyncConnection, query: sql.Composable,

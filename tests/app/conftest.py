@@ -237,3 +237,19 @@ def wait_for(cond, what: str, timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def set_fence(server, homes: str) -> None:
+    """What the lab's cutover does: `game.fenced_homes` in an included config file, then a reload.
+    (ALTER SYSTEM refuses a custom setting the server has not loaded a module for.)"""
+    server.write_settings({"game.fenced_homes": f"'{homes}'"}, filename="fence.conf")
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        conn.execute("SELECT pg_reload_conf()")
+
+
+def wait_until_fence_reads(conn, homes: str) -> None:
+    """Wait (bounded) until this backend has read the reloaded config: a condition, not a sleep."""
+    deadline = time.monotonic() + 30
+    while conn.execute("SELECT coalesce(current_setting('game.fenced_homes', true), '')").fetchone()[0] != homes:
+        assert time.monotonic() < deadline, "the backend never read the reloaded configuration"
+        time.sleep(0.05)

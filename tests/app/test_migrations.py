@@ -9,6 +9,7 @@ import pytest
 
 from app import db
 from migrate.lab.seed import create_schema
+from tests.app.conftest import set_fence, wait_until_fence_reads
 
 pytestmark = pytest.mark.lab
 
@@ -140,24 +141,6 @@ def test_each_home_writer_allocates_ids_from_its_own_block(db):
     assert allocator_region(42) is None
 
 
-def _fence(server, homes: str) -> None:
-    """What the lab's cutover does: the setting in an included config file, then a reload. (ALTER SYSTEM
-    refuses a custom setting the server has not loaded a module for.)"""
-    server.write_settings({"game.fenced_homes": f"'{homes}'"}, filename="fence.conf")
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute("SELECT pg_reload_conf()")
-
-
-def _until(conn, homes: str) -> None:
-    """Wait (bounded) until this backend has read the reloaded config: a condition, not a sleep."""
-    import time
-
-    deadline = time.monotonic() + 30
-    while conn.execute("SELECT coalesce(current_setting('game.fenced_homes', true), '')").fetchone()[0] != homes:
-        assert time.monotonic() < deadline, "the backend never read the reloaded configuration"
-        time.sleep(0.05)
-
-
 def test_the_write_fence_is_inactive_until_set_then_stops_even_an_open_snapshot(db, pg_server):
     tokyo, virginia = 22, 1  # HOMES in tests/app/conftest.py
     with psycopg.connect(db, autocommit=True) as conn:
@@ -167,8 +150,8 @@ def test_the_write_fence_is_inactive_until_set_then_stops_even_an_open_snapshot(
         with psycopg.connect(db) as old:  # a transaction whose snapshot predates the fence
             old.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             old.execute("SELECT count(*) FROM players").fetchone()
-            _fence(pg_server, "ap-northeast-1")
-            _until(old, "ap-northeast-1")
+            set_fence(pg_server, "ap-northeast-1")
+            wait_until_fence_reads(old, "ap-northeast-1")
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="ap-northeast-1 are fenced"):
                 old.execute("UPDATE players SET coins = 2 WHERE id = %s", (tokyo,))
         with psycopg.connect(db, autocommit=True) as conn:
@@ -181,7 +164,7 @@ def test_the_write_fence_is_inactive_until_set_then_stops_even_an_open_snapshot(
                     conn.execute(statement, args)
             assert conn.execute("SELECT coins FROM players WHERE id = %s", (tokyo,)).fetchone() == (1,)
     finally:
-        _fence(pg_server, "")
+        set_fence(pg_server, "")
     with psycopg.connect(db, autocommit=True) as conn:
-        _until(conn, "")
+        wait_until_fence_reads(conn, "")
         conn.execute("UPDATE players SET coins = 4 WHERE id = %s", (tokyo,))
