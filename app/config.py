@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     readers_file: Path | None = Field(
         default=None, description="JSON file region → reader DSN, re-read when it changes; wins "
                                   "over READER_DSN for this region when it names it")
+    writers_file: Path | None = Field(
+        default=None, description="JSON file home region → DSN of that home's writer (cutover moves a home "
+                                  "to its own writer), re-read when it changes; a home it does not name "
+                                  "writes to WRITER_DSN")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="this region's Redis")
     redis_prefix: str | None = Field(default=None, description="key prefix; default 'game:<region>:'")
     peer_regions: dict[str, str] = Field(

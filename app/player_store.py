@@ -35,7 +35,9 @@ SELECT_HOME = "SELECT home_region FROM players WHERE id = %s"
 # write position can trail it while WAL sits in buffers, e.g. with synchronous_commit=off).
 REPLAYED_AT_LEAST = ("SELECT COALESCE(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() "
                      "ELSE pg_current_wal_insert_lsn() END >= %s::pg_lsn, false) AS caught_up")
-LSN_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}$"
+# A write's token: the LSN of its commit, and "@<home>" when the write went to the home's own writer
+# (after cutover): an LSN means something only on the timeline of the database that gave it.
+LSN_PATTERN = r"^[0-9A-Fa-f]{1,8}/[0-9A-Fa-f]{1,8}(@[a-z0-9-]{1,32})?$"
 
 
 _background: set[asyncio.Task] = set()  # strong references until the tasks finish
@@ -110,8 +112,15 @@ async def _fetch_if_caught_up(pool: AsyncConnectionPool, lsn: str, query: str,
 
 async def read(rt: Runtime, query: str, params: tuple,
                min_lsn: str | None = None) -> tuple[dict[str, Any] | None, str, str]:
-    """(row or None, "reader" | "writer", why) for a read that must reflect every write up to
-    `min_lsn` when one is given."""
+    """(row or None, "reader" | "writer" | "home-writer", why) for a read that must reflect every write
+    up to `min_lsn` when one is given. A token from a home's own writer ("LSN@home") is not comparable
+    with this region's reader (another database's timeline): that read goes to the home's writer."""
+    if min_lsn is not None and "@" in min_lsn:
+        home = min_lsn.split("@", 1)[1]
+        if rt.writers is not None and rt.writers.dsn_for(home) is not None:
+            return await _fetch(await rt.writers.pool(home), query, params), "home-writer", "token_of_home_writer"
+        # the home is back on the global writer (a rollback): only the writer is sure to hold the write
+        return await _fetch(rt.writer, query, params), "writer", "token_of_former_home_writer"
     try:
         reader = await rt.readers.pool()
         if min_lsn is None:
@@ -165,10 +174,12 @@ WITH renamed AS ({update}),
 SELECT * FROM renamed"""
 
 
-async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any]) -> tuple[dict | None, str | None]:
+async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any],
+                        home: str | None = None) -> tuple[dict | None, str | None]:
     """Apply `changes` (column → value; `profile` is merged key by key) on the writer; the new row
-    and the WAL insert LSN read after the commit (None, None when there is no such player). App v2
-    moves a renamed player's handle claim in the same statement (v1 leaves it to expand's trigger)."""
+    and the WAL insert LSN read after the commit (None, None when there is no such player), on the
+    writer of the player's `home` (its own once cutover moved it). App v2 moves a renamed player's
+    handle claim in the same statement (v1 leaves it to expand's trigger)."""
     sets = [sql.SQL("{} = %({})s").format(sql.Identifier(col), sql.SQL(col)) for col in changes if col != "profile"]
     params: dict[str, Any] = {col: val for col, val in changes.items() if col != "profile"}
     if "profile" in changes:
@@ -181,7 +192,7 @@ async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any]) ->
     if "handle" in changes and rt.settings.app_generation >= 2:
         query = sql.SQL(RENAME_WITH_CLAIM).format(update=query)
     try:
-        row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, query, params))
+        row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, home, query, params))
         return (row, lsn) if row is not None else (None, None)
     except psycopg.errors.UniqueViolation:
         raise HandleTaken() from None
@@ -207,7 +218,7 @@ async def create_player(rt: Runtime, handle: str, home: str, fields: dict[str, A
         sql.SQL(", ").join(map(sql.Identifier, columns)), sql.Literal(sequence_name(home)),
         sql.SQL(", ").join(sql.Placeholder() * len(values)), sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
     try:
-        row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, query, tuple(values)))
+        row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, home, query, tuple(values)))
     except psycopg.errors.UniqueViolation:
         raise HandleTaken() from None
     if row is None:  # an INSERT … RETURNING that did not raise returns its row; never a silent 201
@@ -215,15 +226,20 @@ async def create_player(rt: Runtime, handle: str, home: str, fields: dict[str, A
     return row, lsn
 
 
-async def _write_once(rt: Runtime, query: sql.Composable, params) -> tuple[dict[str, Any] | None, str]:
-    """One attempt of a write on the writer (see _update_in_one_round_trip); a failed one leaves the
-    pooled connection clean."""
-    async with rt.writer.connection() as conn:
+async def _write_once(rt: Runtime, home: str | None, query: sql.Composable,
+                      params) -> tuple[dict[str, Any] | None, str]:
+    """One attempt of a write on the writer of `home`, resolved at each attempt (a write held through a
+    cutover's fence lands on the new writer once routing flips); its token carries the home when that
+    writer is the home's own. A failed attempt leaves the pooled connection clean."""
+    own = rt.writers is not None and rt.writers.dsn_for(home) is not None
+    pool = await rt.writers.pool(home) if own else rt.writer
+    async with pool.connection() as conn:
         try:
-            return await _update_in_one_round_trip(conn, query, params)
+            row, lsn = await _update_in_one_round_trip(conn, query, params)
         except psycopg.Error:
             await _end_failed_transaction(conn)
             raise
+    return row, (f"{lsn}@{home}" if own else lsn)
 
 
 async def _update_in_one_round_trip(conn: psycopg.AsyncConnection, query: sql.Composable,

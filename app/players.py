@@ -159,7 +159,7 @@ async def patch_player(player_id: PlayerId, body: ProfilePatch, player: Player, 
         raise AppError(403, "forbidden", "you may only update your own profile",
                        player_id=player_id, token_player_id=player.player_id)
     try:
-        row, lsn = await update_player(rt, player_id, body.changes())
+        row, lsn = await update_player(rt, player_id, body.changes(), home=player.home_region)
     except HandleTaken:
         raise AppError(409, "handle_taken", f"handle {body.handle!r} is taken", field="handle") from None
     if row is None:

@@ -1,4 +1,5 @@
-"""PostgreSQL connection pools: one to the global writer, one to this region's reader.
+"""PostgreSQL connection pools: the writers (the global one, and a home's own once cutover moved it),
+and this region's reader.
 
 Where the region reads from can change while the app runs: attach-secondary points it at the local
 replica by rewriting READERS_FILE (region → DSN). The reader pool follows: on the first request after
@@ -109,3 +110,40 @@ class ReaderRouter:
             await pool.close(timeout=1.0)
         if self._pool is not None:
             await self._pool.close(timeout=1.0)
+
+
+class WriterRouter:
+    """Hands out the pool of the writer of a player's home: WRITERS_FILE's entry for the home (cutover
+    writes it when it moves the home's writer), else the global writer (WRITER_DSN). Pools are kept per
+    DSN (a handful: one per home writer), so routing back and forth reuses them."""
+
+    def __init__(self, settings: Settings, default: AsyncConnectionPool) -> None:
+        self.settings = settings
+        self.default = default
+        self.file = WatchedJson(settings.writers_file)
+        self._pools: dict[str, AsyncConnectionPool] = {}
+        self._lock = asyncio.Lock()
+
+    def dsn_for(self, home: str | None) -> str | None:
+        """The DSN of `home`'s own writer, or None when the home writes to the global writer."""
+        entry = self.file.get().get(home) if home else None
+        return entry if isinstance(entry, str) and entry and entry != self.settings.writer_dsn else None
+
+    async def pool(self, home: str | None) -> AsyncConnectionPool:
+        dsn = self.dsn_for(home)
+        if dsn is None:
+            return self.default
+        pool = self._pools.get(dsn)
+        if pool is not None:
+            return pool
+        async with self._lock:
+            if dsn not in self._pools:
+                pool = new_pool(dsn, self.settings, f"writer-{home}")
+                await open_pool(pool)
+                self._pools[dsn] = pool
+                log.info("%s writes for home %s go to %s", self.settings.region, home, describe_dsn(dsn))
+            return self._pools[dsn]
+
+    async def close(self) -> None:
+        for pool in self._pools.values():
+            await pool.close(timeout=1.0)

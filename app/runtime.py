@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings
 from app.metrics import Metrics
-from app.pools import ReaderRouter, new_pool, open_pool
+from app.pools import ReaderRouter, WriterRouter, new_pool, open_pool
 from app.watched import WatchedJson
 
 
@@ -32,6 +32,7 @@ class Runtime:
     http: httpx.AsyncClient
     clock: Callable[[], float] = time.time
     home_routing_file: WatchedJson = field(default_factory=lambda: WatchedJson(None))
+    writers: WriterRouter | None = None  # a home's own writer once cutover moved it (None: `writer` for all)
     extras: dict = field(default_factory=dict)  # per-module state (scripts, peer cache)
 
     @classmethod
@@ -49,13 +50,16 @@ class Runtime:
                                  headers={"user-agent": f"game-api/{settings.app_version} ({settings.region})"})
         return cls(settings=settings, metrics=metrics, writer=writer, readers=readers, redis=client,
                    http=http, clock=clock or time.time,
-                   home_routing_file=WatchedJson(settings.home_routing_file))
+                   home_routing_file=WatchedJson(settings.home_routing_file),
+                   writers=WriterRouter(settings, writer))
 
     async def close(self) -> None:
         """Close everything start() opened."""
         await self.http.aclose()
         await self.redis.aclose()
         await self.readers.close()
+        if self.writers is not None:
+            await self.writers.close()
         await self.writer.close(timeout=1.0)
 
     def serving_region(self, home_region: str) -> str:

@@ -1,0 +1,120 @@
+"""Writes go to the writer of the player's home: WRITERS_FILE names a home's own writer once cutover
+moved it (re-read live). The write's token names that home, so a read with it is served by a database
+on the same timeline. A write held through a cutover's fence lands on the new writer once the file
+flips, not on the fenced origin. Two real PostgreSQL servers: the origin, and one standing in for the
+home's new writer (the same schema and players, as a promoted copy would hold)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+
+import psycopg
+import pytest
+
+from app.db import upgrade
+from migrate.lab.pg import PgCluster, free_port
+from tests.app.conftest import AP, US, login, seed, set_fence, wait_until_fence_reads
+from tests.app.test_write_hold import metric
+from tests.conftest import reachable_tmpdir
+
+pytestmark = pytest.mark.lab
+
+TOKYO_PLAYER, VIRGINIA_PLAYER = 22, 1
+
+
+@pytest.fixture(scope="module")
+def second_server():
+    root = reachable_tmpdir("migrate-test-home-writer-")
+    cluster = PgCluster(root / "pg", free_port())
+    cluster.init()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def home_writer(second_server):
+    """A fresh database on the second server, at expand@head with the same players: Tokyo's new writer."""
+    name = f"home_{os.getpid()}_{time.monotonic_ns()}"
+    with psycopg.connect(second_server.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    dsn = second_server.dsn(name)
+    upgrade(dsn, "expand@head")
+    seed(dsn)
+    yield dsn
+    with psycopg.connect(second_server.dsn(), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def route(path, routes: dict[str, str]) -> None:
+    """Rewrite WRITERS_FILE atomically, as the cutover does (temp + rename)."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(routes))
+    os.replace(tmp, path)
+
+
+def coins(dsn: str, player: int) -> int:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT coins FROM players WHERE id = %s", (player,)).fetchone()[0]
+
+
+def test_a_homes_writes_follow_the_writers_file_and_its_tokens_name_the_home(make_client, db, home_writer, tmp_path):
+    writers = tmp_path / "writers.json"
+    route(writers, {})
+    app = make_client(US, writers_file=writers)
+    tokyo, virginia = login(app, TOKYO_PLAYER), login(app, VIRGINIA_PLAYER)
+    before = app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 10}, headers=tokyo)
+    assert before.status_code == 200 and "@" not in before.headers["X-LSN"]
+    assert coins(db, TOKYO_PLAYER) == 10
+
+    route(writers, {AP: home_writer})
+    moved = app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 11}, headers=tokyo)
+    assert moved.status_code == 200, moved.text
+    assert moved.headers["X-LSN"].endswith(f"@{AP}")
+    assert (coins(home_writer, TOKYO_PLAYER), coins(db, TOKYO_PLAYER)) == (11, 10)
+    read = app.get(f"/v1/players/{TOKYO_PLAYER}", headers={"X-Min-LSN": moved.headers["X-LSN"]})
+    assert read.status_code == 200 and read.json()["coins"] == 11
+    assert read.headers["X-Read-From"] == "home-writer"
+    other = app.patch(f"/v1/players/{VIRGINIA_PLAYER}", json={"coins": 12}, headers=virginia)
+    assert other.status_code == 200 and "@" not in other.headers["X-LSN"]  # other homes stay on the origin
+    assert coins(db, VIRGINIA_PLAYER) == 12
+
+    route(writers, {})  # routed back (a rollback): writes and that old token go to the origin again
+    back = app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 13}, headers=tokyo)
+    assert back.status_code == 200 and coins(db, TOKYO_PLAYER) == 13
+    stale = app.get(f"/v1/players/{TOKYO_PLAYER}", headers={"X-Min-LSN": moved.headers["X-LSN"]})
+    assert stale.status_code == 200 and stale.headers["X-Read-From"] == "writer"
+
+
+def test_a_write_held_by_the_origins_fence_lands_on_the_new_writer_when_routing_flips(
+        make_client, db, home_writer, pg_server, tmp_path):
+    writers = tmp_path / "writers.json"
+    route(writers, {})
+    app = make_client(US, writers_file=writers, write_hold_seconds=30)
+    headers = login(app, TOKYO_PLAYER)
+    set_fence(pg_server, AP)
+    try:
+        with psycopg.connect(db, autocommit=True) as conn:
+            wait_until_fence_reads(conn, AP)
+        answers = []
+        writer = threading.Thread(target=lambda: answers.append(
+            app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 99}, headers=headers)))
+        writer.start()
+        deadline = time.monotonic() + 30
+        while metric(app, "app_writes_waiting") < 1:
+            assert time.monotonic() < deadline and writer.is_alive(), "the write was never held"
+            time.sleep(0.05)
+        route(writers, {AP: home_writer})  # the cutover flips routing; the origin stays fenced
+        writer.join(30)
+    finally:
+        set_fence(pg_server, "")
+        with psycopg.connect(db, autocommit=True) as conn:
+            wait_until_fence_reads(conn, "")
+    assert answers and answers[0].status_code == 200, answers and answers[0].text
+    assert answers[0].headers["X-LSN"].endswith(f"@{AP}")
+    assert coins(home_writer, TOKYO_PLAYER) == 99 and coins(db, TOKYO_PLAYER) != 99
