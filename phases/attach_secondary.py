@@ -169,7 +169,7 @@ class VerifyData:
     title: str = "Verify the data: chunked checksums of players at one LSN"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"checksum {TABLE} in chunks of {target.env.timings.verify_chunk_rows} ids on the writer and on "
+        return [f"checksum {TABLE} in chunks of {target.env.timings.verify_chunk_rows} rows on the writer and on "
                 f"{target.region}'s secondary at the same LSN; resumable chunk by chunk"]
 
     def describe_undo(self, target: Target) -> list[str]:
@@ -185,10 +185,11 @@ class VerifyData:
             saved = ctx.saved
         position, rows, chunks = saved["verified_upto"], saved["rows"], saved["chunks"]
         mismatches = list(saved["mismatches"])
-        total_chunks = max((hi - lo + chunk - 1) // chunk, 1)
         while position < hi:
             ctx.checkpoint()
-            end = min(position + chunk, hi)
+            # A chunk is `chunk` rows, found by key (ids are sparse: each home writer allocates from its
+            # own block far above the others, so a chunk of ids could hold nothing for a long way).
+            end = min(gdb.chunk_end(TABLE, position, chunk) or hi, hi)
             result = gdb.checksum_chunk(region, TABLE, position, end)
             if not result.matches:
                 mismatches.append({"lo": position, "hi": end, "lsn": result.lsn,
@@ -196,7 +197,7 @@ class VerifyData:
                                    "secondary_rows": result.secondary_rows})
             position, rows, chunks = end, rows + result.writer_rows, chunks + 1
             ctx.save(verified_upto=position, rows=rows, chunks=chunks, mismatches=mismatches)
-            ctx.progress(chunks, total_chunks, f"{rows} rows compared")
+            ctx.progress(chunks, None, f"{rows} rows compared, up to id {position} of {hi - 1}")
         mismatches = self._recheck(ctx, mismatches)
         if mismatches:
             first = mismatches[0]

@@ -106,6 +106,10 @@ class GlobalDatabase(Protocol):
     def key_range(self, table: str) -> tuple[int, int]:
         """(min id, max id + 1) of `table` on the writer; (0, 0) when empty."""
 
+    def chunk_end(self, table: str, start: int, rows: int) -> int | None:
+        """The id after the first `rows` rows with id >= start on the writer (the exclusive end of a
+        chunk of `rows` rows); None when fewer are left. Ids are sparse (a block per home writer)."""
+
     def checksum_chunk(self, region: str, table: str, lo: int, hi: int) -> ChunkChecksum:
         """Checksum rows lo <= id < hi on writer and the region's secondary at one LSN; read-only."""
 

@@ -97,3 +97,24 @@ def test_a_crash_at_every_point_resumes_to_the_same_verified_end(clean_lab):
 
 def test_a_crash_at_every_undo_point_rolls_back_again_to_nothing(clean_lab):
     harness.crash_at_every_undo_point_in_turn(ATTACH, clean_lab)
+
+
+def test_verify_data_chunks_by_rows_so_sparse_ids_cost_nothing(clean_lab):
+    """Players signed up after expand get ids from their home's block (from 2**40 up): a chunk is a
+    number of rows, not of ids, or verify-data would walk a trillion empty ids."""
+    with psycopg.connect(clean_lab.primary().dsn(), autocommit=True) as conn:
+        total = conn.execute("SELECT count(*) FROM players").fetchone()[0] + 1
+        conn.execute("INSERT INTO players (id, handle, home_region) VALUES (%s, 'far_block', 'ap-northeast-1')",
+                     ((2 << 40) + 5,))
+    session = open_session()
+    try:
+        done = services.run_phase(session, "attach-secondary", REGION)
+        assert done.status == "succeeded", done.to_json()
+        verified = done.outputs["verify-data"]
+        assert verified["rows"] == total and verified["mismatches"] == 0
+        assert verified["chunks"] == -(-total // 1000)  # the spec's 1000-row chunks, nothing more
+        assert services.rollback_phase(session, "attach-secondary", REGION).status == "rolled-back"
+    finally:
+        session.close()
+        with psycopg.connect(clean_lab.primary().dsn(), autocommit=True) as conn:
+            conn.execute("DELETE FROM players WHERE id = %s", ((2 << 40) + 5,))

@@ -63,6 +63,9 @@ class SqlChecksummer(Protocol):
     def checksum_chunk(self, writer_endpoint: str, reader_endpoint: str, table: str, lo: int, hi: int) -> ChunkChecksum:
         """Checksum rows lo <= id < hi on the writer and on the reader at one LSN; read-only."""
 
+    def chunk_end(self, writer_endpoint: str, table: str, start: int, rows: int) -> int | None:
+        """The id after the first `rows` rows with id >= start on the writer; None when fewer are left."""
+
 
 def version_num(version: str) -> int:
     """PostgreSQL's server_version_num for an engine version string: "15.4" -> 150004, "9.6.22" -> 90622; 0 if unparsable."""
@@ -390,6 +393,9 @@ class AwsGlobalDatabase:
     def key_range(self, table: str) -> tuple[int, int]:
         checksummer = self._require_checksummer()
         return checksummer.key_range(self._writer_endpoint(), table)
+
+    def chunk_end(self, table: str, start: int, rows: int) -> int | None:
+        return self._require_checksummer().chunk_end(self._writer_endpoint(), table, start, rows)
 
     def checksum_chunk(self, region: str, table: str, lo: int, hi: int) -> ChunkChecksum:
         checksummer = self._require_checksummer()

@@ -478,6 +478,13 @@ class LabGlobalDatabase:
             lo, hi = conn.execute(query).fetchone()
         return (0, 0) if lo is None else (int(lo), int(hi) + 1)
 
+    def chunk_end(self, table: str, start: int, rows: int) -> int | None:
+        query = sql.SQL("SELECT {k} FROM {t} WHERE {k} >= %s ORDER BY {k} OFFSET %s LIMIT 1").format(
+            k=sql.Identifier(KEY_COLUMN), t=sql.Identifier(*table.split(".")))
+        with self._errors(SOURCE_REGION, f"chunk end in {table}"), self._writer_conn() as conn:
+            row = conn.execute(query, (start, rows)).fetchone()
+        return None if row is None else int(row[0])
+
     def checksum_chunk(self, region: str, table: str, lo: int, hi: int) -> ChunkChecksum:
         sec = self._secondary(region, "checksum")
         # The reader is paused during a digest: one chunk per standby at a time.
