@@ -3,6 +3,8 @@ that every command (and every test) finds the same world. Persisted as `<lab>/la
 
 WAN links (`wan_ports`, name → the proxy's listen port on 127.0.0.1):
     "<region>-><region>:pg"   a region's view of another region's PostgreSQL (replication, remote writes)
+    "<region>-><region>:pghome"  a region's view of another region's home writer (cutover: its own
+                              players' writer, a separate PostgreSQL beside that region's replica)
     "<region>-><region>:api"  a region's view of another region's app (peers: the global leaderboard)
     "<geography>-><region>:api"  a player geography's view of a region's app
 A lab.json written by an older version is completed on load: missing ports are allocated once and
@@ -52,9 +54,13 @@ def link_rtt_ms(link: str) -> float:
     return player_rtt_ms(src, dst) if src in GEOGRAPHIES else rtt_ms(src, dst)
 
 
+HOME_WRITER_REGIONS = tuple(r for r in REGIONS if r != SOURCE_REGION)  # regions a cutover can give a writer
+
+
 def wan_link_names() -> list[str]:
     """Every WAN link a complete lab has, sorted."""
     names = [f"{a}->{b}:{service}" for a in REGIONS for b in REGIONS if a != b for service in ("pg", "api")]
+    names += [f"{a}->{b}:pghome" for a in REGIONS for b in HOME_WRITER_REGIONS if a != b]
     names += [f"{g}->{r}:api" for g in GEOGRAPHIES for r in REGIONS]
     return sorted(names)
 
@@ -75,6 +81,7 @@ class LabTopology:
     redis_ports: dict[str, int] = field(default_factory=dict)  # region → that region's Redis
     app_ports: dict[str, int] = field(default_factory=dict)  # region → that region's app (direct, no WAN)
     moto_port: int = 0  # the moto server standing in for Route 53 and S3 (0: not allocated)
+    home_pg_ports: dict[str, int] = field(default_factory=dict)  # region → its home writer's PostgreSQL (cutover)
 
     @property
     def state_file(self) -> Path:
@@ -90,6 +97,18 @@ class LabTopology:
 
     def primary(self) -> PgCluster:
         return self.pg(SOURCE_REGION)
+
+    def home_pg(self, region: str) -> PgCluster:
+        """The PostgreSQL that becomes `region`'s home writer at cutover (beside the region's replica)."""
+        return PgCluster(self.lab_dir / "pg" / f"{region}-home", self.home_pg_ports[region])
+
+    def home_wan_port(self, from_region: str, to_region: str) -> int:
+        """Loopback port that reaches `to_region`'s home writer as seen from `from_region`."""
+        return self.wan_ports[f"{from_region}->{to_region}:pghome"]
+
+    def writers_file(self, region: str) -> Path:
+        """JSON {home: writer DSN as `region` reaches it} `region`'s app reads (WRITERS_FILE), re-read live."""
+        return self.lab_dir / f"writers-{region}.json"
 
     def wan_port(self, from_region: str, to_region: str) -> int:
         """Loopback port that reaches `to_region`'s PostgreSQL as seen from `from_region`."""
@@ -158,6 +177,8 @@ class LabTopology:
             need(self.pg_ports, region, f"postgresql {region}")
             need(self.redis_ports, region, f"redis {region}")
             need(self.app_ports, region, f"app {region}")
+        for region in HOME_WRITER_REGIONS:
+            need(self.home_pg_ports, region, f"postgresql {region} home writer")
         for name in wan_link_names():
             need(self.wan_ports, name, f"link {name}")
         if not self.wan_control_port:
@@ -197,6 +218,7 @@ class LabTopology:
         """True when some component has no port yet."""
         tables = (self.pg_ports, self.redis_ports, self.app_ports)
         return (any(not table.get(region) for table in tables for region in REGIONS)
+                or any(not self.home_pg_ports.get(region) for region in HOME_WRITER_REGIONS)
                 or any(not self.wan_ports.get(name) for name in wan_link_names())
                 or not self.wan_control_port or not self.moto_port)
 

@@ -71,7 +71,7 @@ def wan_links(t: LabTopology) -> list[dict[str, Any]]:
     for name in wan_link_names():
         pair, _, service = name.partition(":")
         dst = pair.partition("->")[2]
-        target = t.pg_ports[dst] if service == "pg" else t.app_ports[dst]
+        target = {"pg": t.pg_ports, "pghome": t.home_pg_ports, "api": t.app_ports}[service][dst]
         rtt = link_rtt_ms(name)
         links.append({"name": name, "listen_port": t.wan_ports[name], "target_host": "127.0.0.1",
                       "target_port": target, "rtt_ms": rtt, "jitter_ms": rtt * JITTER_FRACTION})
@@ -203,6 +203,7 @@ def region_app_env(t: LabTopology, region: str, *, app_version: str = LAB_APP_VE
         "REGION": region,
         "WRITER_DSN": writer,
         "READERS_FILE": str(t.readers_file),
+        "WRITERS_FILE": str(t.writers_file(region)),
         "REDIS_URL": t.redis_url(region),
         "PEER_REGIONS": json.dumps({peer: t.peer_url(region, peer) for peer in REGIONS if peer != region}),
         "SESSION_KEYS": _session_keys(t),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from migrate.errors import MigrateError
 from migrate.providers.bundle import Providers  # noqa: F401 (phases name the bundle from here too)
 
 if TYPE_CHECKING:
@@ -64,6 +65,8 @@ class Check:
         """Evaluate; an unexpected exception becomes a failed result naming it, never a crash."""
         try:
             return self.evaluate(target)
+        except MigrateError as exc:  # the environment answered with an explained error: pass it on as it is
+            return CheckResult(self.id, False, exc.message, exc.hint or self.remediation)
         except Exception as exc:  # noqa: BLE001 — a broken check must report, not crash the run
             return CheckResult(self.id, False, f"check raised {type(exc).__name__}: {exc}",
                                self.remediation)

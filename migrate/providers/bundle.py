@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate.providers.protocols import Dns, GlobalDatabase, Infrastructure, ObjectStore, RegionRuntime, SchemaStore
+from migrate.providers.protocols import (Dns, GlobalDatabase, HomeWriters, Infrastructure, ObjectStore,
+                                         RegionRuntime, SchemaStore)
 from migrate.providers.shadow import ShadowMirror
 from migrate.providers.traffic import TrafficMetrics
 
@@ -21,4 +22,5 @@ class Providers:
     dns: Dns | None = None  # the API name's records and health checks (Route 53)
     shadow: ShadowMirror | None = None  # the switch and report of the source app's mirror
     traffic_metrics: TrafficMetrics | None = None  # what the gates measure (CloudWatch or the lab's apps)
-    schema: SchemaStore | None = None  # the game's schema at the players' writer (Alembic), lab only so far
+    schema: SchemaStore | None = None  # the game's schema at the players' writer (Alembic)
+    home_writers: HomeWriters | None = None  # each home's own writer (cutover), lab only so far

@@ -285,3 +285,63 @@ class SchemaStore(Protocol):
 
     def handle_claims_missing(self) -> int:
         """How many players' handles the authority does not hold for them (0 once the backfill is complete)."""
+
+
+class HomeWriters(Protocol):
+    """A region's own writer for the players it homes (cutover, DESIGN §5 and §9): staged as a standby
+    of the origin, fenced, promoted, fed back to the origin by a logical stream, routed to by every
+    region's apps. `database` names a writer: "origin" or a region (its home writer)."""
+
+    def stage(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        """The region's future writer as a running standby of the origin, logical decoding on, fenced for every other home; idempotent."""
+
+    def staged(self, region: str) -> bool:
+        """Whether the region's future (or promoted) writer exists."""
+
+    def replay_lsn(self, region: str) -> str | None:
+        """The staged writer's replayed WAL position; None when it is not a running standby."""
+
+    def discard(self, region: str) -> None:
+        """Stop and remove the region's future or promoted writer and the origin's slot for it; idempotent."""
+
+    def fenced(self, database: str) -> set[str]:
+        """The homes whose writes `database` refuses now."""
+
+    def set_fence(self, database: str, home: str, on: bool) -> None:
+        """Fence (or unfence) `home` on `database`; returns once every new statement there sees it; idempotent."""
+
+    def barrier(self, home: str) -> dict:
+        """After the origin's fence: wait out every transaction that wrote before it (ending stragglers); what it did."""
+
+    def marker_lsn(self) -> str:
+        """The origin's WAL position now (read after the barrier: every write of the fenced home is below it)."""
+
+    def wait_replayed(self, region: str, lsn: str, timeout: float, checkpoint: CheckpointFn) -> None:
+        """Return once the region's staged writer has replayed `lsn`; TransientProviderError past `timeout`."""
+
+    def is_writer(self, region: str) -> bool:
+        """Whether the region's home writer runs and is out of recovery (promoted)."""
+
+    def promote(self, region: str) -> dict:
+        """Promote the staged writer, confirmed out of recovery; drop the origin's slot for it; idempotent."""
+
+    def filter_in_replica_identity(self, region: str) -> tuple[bool, str]:
+        """(ok, why): a row filter on home_region is allowed on the region's writer (replica identity covers it)."""
+
+    def start_reverse_stream(self, region: str) -> dict:
+        """Stream the home's rows from its writer back to the origin (no initial copy); idempotent."""
+
+    def reverse_stream(self, region: str) -> dict | None:
+        """The reverse stream's state ({"enabled", "streaming", "lag_bytes"}); None when there is none."""
+
+    def drain_reverse_stream(self, region: str, timeout: float, checkpoint: CheckpointFn) -> str:
+        """Return once the origin has confirmed everything the home's writer wrote; that position."""
+
+    def stop_reverse_stream(self, region: str) -> None:
+        """Remove the reverse stream (both ends); idempotent."""
+
+    def route_writes(self, region: str, to_home_writer: bool) -> None:
+        """Every region's apps send the home's writes to its own writer (or back to the origin); idempotent."""
+
+    def writes_routed(self, region: str) -> dict[str, bool]:
+        """App region → whether it sends the home's writes to the home's own writer."""

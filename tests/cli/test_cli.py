@@ -50,18 +50,18 @@ def test_plan_json_is_a_stamped_frozen_value():
     assert len(plan["spec_digest"]) == 64 and plan["changes_pending"] is True
 
 
-def test_running_a_phase_not_built_yet_fails_saying_so():
+def test_running_a_phase_without_its_lab_fails_in_one_line_saying_so():
     proc = migrate("phase", "run", "cutover", "--region", "ap-northeast-1", "--yes")
     assert proc.returncode == 1
-    assert "not built yet" in proc.stderr
+    assert "the lab is not up" in proc.stderr and "migrate lab up" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
 def test_phase_list_says_which_phases_are_built():
     proc = migrate("phase", "list", check=0)
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
-    assert "built" in lines["attach-secondary"] and "not built yet" not in lines["attach-secondary"]
-    assert "not built yet" in lines["cutover"]
+    assert all("built" in lines[name] and "not built yet" not in lines[name]
+               for name in ("attach-secondary", "cutover", "contract-schema"))
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -90,7 +90,8 @@ def test_failures_still_print_the_json_envelope():
     proc = migrate("--output", "json", "phase", "run", "cutover", "--region", "ap-northeast-1", "--yes")
     assert proc.returncode == 1
     doc = envelope(proc)
-    assert doc["ok"] is False and doc["error"]["code"] == "PHASE_NOT_BUILT"
+    assert doc["ok"] is False and doc["error"]["code"] == "PREFLIGHT_FAILED"
+    assert "the lab is not up" in doc["error"]["message"] and "migrate lab up" in doc["error"]["hint"]
 
 
 MALFORMED = {

@@ -1,0 +1,389 @@
+"""HomeWriters in the lab: a region's own writer for the players it homes (cutover, DESIGN §5, §9).
+
+- The future writer is a separate PostgreSQL in the region (`topology.home_pg(region)`, beside the
+  region's replica of the origin, which keeps serving the other homes' reads), built like a
+  secondary: pg_basebackup from the origin through the region's WAN link, then a physical standby on
+  slot `home_<region>`. Before it starts it gets `wal_level = logical` (it will publish the reverse
+  stream; a restart-only setting, so set ahead of time) and a fence on every home but its own.
+- Fences are `game.fenced_homes` in each node's `fence.conf`, applied with pg_reload_conf(); the
+  expand schema's trigger refuses writes to those homes' rows (SQLSTATE 25006), even in an open
+  transaction at its next statement.
+- Barrier: once the origin's fence is read by every new statement, LOCK TABLE players IN SHARE MODE
+  (lock_timeout 2 s) waits for every transaction that wrote players before the fence, twice; a
+  transaction that still holds it after that is ended. Only then is the marker LSN read.
+- Promotion: pg_promote(wait) and a check that recovery ended; the origin's slot for the copy is
+  dropped (it would keep WAL forever).
+- The reverse stream: publication `home_<region>` of that home's rows on the new writer (the row
+  filter's column is in players' replica identity, expand e008: checked first), subscription of the
+  same name on the origin through the WAN link, `copy_data = false` (the origin holds every row up
+  to the marker). Its apply bypasses the origin's fence (session_replication_role = replica).
+- Routing: `writers-<region>.json` per region (WRITERS_FILE of that region's app): home → the home
+  writer's DSN as that region reaches it (direct in its own region, the WAN link elsewhere)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+
+from migrate.errors import LabError, ProviderError, TransientProviderError
+from migrate.lab.pg import PgCluster, ensure_reachable_by_postgres, give_to_postgres
+from migrate.lab.topology import HOME_WRITER_REGIONS, REGIONS, SOURCE_REGION, LabTopology
+from migrate.providers.lab.global_database import LabGlobalDatabase, _kill_basebackups_into, _one_line
+from migrate.providers.protocols import CheckpointFn, ProgressFn
+
+WHERE = "lab home writers"
+ORIGIN = "origin"
+FENCE_FILE = "fence.conf"
+DATABASE = "postgres"  # the lab's players live in the default database
+BARRIER_LOCK_TIMEOUT = "2s"
+
+
+def slot_name(region: str) -> str:
+    return "home_" + region.replace("-", "_")
+
+
+def stream_name(region: str) -> str:
+    """The publication (on the home writer) and subscription (on the origin) of `region`'s reverse stream."""
+    return "home_" + region.replace("-", "_")
+
+
+class LabHomeWriters:
+    def __init__(self, topology: LabTopology, *, poll_interval: float = 0.1) -> None:
+        self.t = topology
+        self.poll_interval = poll_interval
+        self._copier = LabGlobalDatabase(topology)
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _home(self, region: str, operation: str) -> PgCluster:
+        if region not in HOME_WRITER_REGIONS:
+            raise ProviderError(f"{region}: {operation}: not a region a cutover can give a writer",
+                                where=WHERE, hint="one of " + ", ".join(HOME_WRITER_REGIONS))
+        return self.t.home_pg(region)
+
+    def _cluster(self, database: str) -> PgCluster:
+        return self.t.primary() if database == ORIGIN else self._home(database, "fence")
+
+    @staticmethod
+    def _connect(dsn: str) -> psycopg.Connection:
+        return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+
+    @contextlib.contextmanager
+    def _errors(self, region: str, operation: str) -> Iterator[None]:
+        prefix = f"{region}: {operation}"
+        try:
+            yield
+        except LabError as exc:
+            raise ProviderError(f"{prefix}: {exc.message}", hint=exc.hint, where=WHERE) from exc
+        except psycopg.OperationalError as exc:
+            raise TransientProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
+        except psycopg.Error as exc:
+            raise ProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
+        except OSError as exc:
+            raise ProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
+
+    def _wait(self, condition, what: str, timeout: float, checkpoint: CheckpointFn | None = None) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if checkpoint is not None:
+                checkpoint()
+            if time.monotonic() > deadline:
+                raise TransientProviderError(f"timed out after {timeout:g} s waiting for {what}", where=WHERE)
+            time.sleep(self.poll_interval)
+
+    # ---- staging -------------------------------------------------------------------------------
+
+    def stage(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict[str, Any]:
+        """The region's future writer as a running standby of the origin (logical decoding on, fenced
+        for every other home); idempotent: a finished copy is reused, a partial one redone."""
+        home = self._home(region, "stage writer")
+        slot = slot_name(region)
+        with self._errors(region, "stage writer"):
+            with self._connect(self.t.primary().dsn()) as conn:
+                if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
+                    with contextlib.suppress(psycopg.errors.DuplicateObject):
+                        conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+            reused = home.exists()
+            if not reused:
+                partial = home.datadir.with_name(home.datadir.name + ".partial")
+                _kill_basebackups_into(partial)
+                shutil.rmtree(partial, ignore_errors=True)
+                home.datadir.parent.mkdir(parents=True, exist_ok=True)
+                ensure_reachable_by_postgres(home.datadir.parent)
+                give_to_postgres(partial)
+                wan = self.t.wan_port(region, SOURCE_REGION)
+                total = self._copier._copy(region, wan, slot, partial, progress, checkpoint)
+                self._copier._configure_standby(f"{region}-home", home, partial, wan, slot)
+                staged = PgCluster(partial, home.port)
+                settings = self._settings(staged)
+                settings.update({"wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10"})
+                staged.write_settings(settings)
+                others = ",".join(h for h in REGIONS if h != region)
+                staged.write_settings({"game.fenced_homes": f"'{others}'"}, filename=FENCE_FILE)
+                os.rename(partial, home.datadir)
+                progress(total, total)
+            if not home.is_running():
+                home.start()
+        return {"datadir": str(home.datadir), "port": home.port, "slot": slot, "reused": reused}
+
+    @staticmethod
+    def _settings(cluster: PgCluster) -> dict[str, str]:
+        path = cluster.datadir / "lab.conf"
+        settings: dict[str, str] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep and key.strip() != "port":
+                    settings[key.strip()] = value.strip()
+        return settings
+
+    def staged(self, region: str) -> bool:
+        return self._home(region, "staged").exists()
+
+    def replay_lsn(self, region: str) -> str | None:
+        """The staged writer's replayed position (None when it is not a running standby)."""
+        home = self._home(region, "replay position")
+        if not home.exists() or not home.is_running():
+            return None
+        with self._errors(region, "replay position"), self._connect(home.dsn()) as conn:
+            return conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
+
+    def discard(self, region: str) -> None:
+        """Stop and remove the region's future (or promoted) writer and the origin's slot for it; idempotent."""
+        home = self._home(region, "discard writer")
+        with self._errors(region, "discard writer"):
+            partial = home.datadir.with_name(home.datadir.name + ".partial")
+            _kill_basebackups_into(partial)
+            shutil.rmtree(partial, ignore_errors=True)
+            home.destroy()
+            self._drop_origin_slot(region)
+
+    def _drop_origin_slot(self, region: str) -> None:
+        slot = slot_name(region)
+        with self._connect(self.t.primary().dsn()) as conn:
+            deadline = time.monotonic() + 15
+            while True:
+                row = conn.execute("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                                   (slot,)).fetchone()
+                if row is None:
+                    return
+                if row[0] is None or time.monotonic() > deadline:
+                    conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+                    return
+                conn.execute("SELECT pg_terminate_backend(%s, 5000)", (row[0],))
+                time.sleep(self.poll_interval)
+
+    # ---- fences ------------------------------------------------------------------------------------
+
+    def fenced(self, database: str) -> set[str]:
+        """The homes fenced on `database` ("origin" or a region's home writer), from its fence file."""
+        path = self._cluster(database).datadir / FENCE_FILE
+        if not path.exists():
+            return set()
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "game.fenced_homes":
+                return {h for h in value.strip().strip("'").split(",") if h}
+        return set()
+
+    def set_fence(self, database: str, home: str, on: bool) -> None:
+        """Fence (or unfence) `home` on `database` and return once a new statement there sees it; idempotent."""
+        cluster = self._cluster(database)
+        homes = self.fenced(database)
+        homes = (homes | {home}) if on else (homes - {home})
+        value = ",".join(sorted(homes))
+        with self._errors(database, f"{'fence' if on else 'unfence'} {home}"):
+            cluster.write_settings({"game.fenced_homes": f"'{value}'"}, filename=FENCE_FILE)
+            with self._connect(cluster.dsn()) as conn:
+                conn.execute("SELECT pg_reload_conf()")
+
+            def seen() -> bool:
+                with self._connect(cluster.dsn()) as probe:
+                    got = probe.execute("SELECT coalesce(current_setting('game.fenced_homes', true), '')").fetchone()[0]
+                return set(filter(None, got.split(","))) == homes
+            self._wait(seen, f"{database} to read its fence", 30)
+
+    def barrier(self, home: str) -> dict[str, Any]:
+        """Wait out, on the origin, every transaction that wrote players before its fence: LOCK TABLE players
+        IN SHARE MODE twice (each waits for every earlier writer), ending what still blocks it."""
+        ended = 0
+        with self._errors(ORIGIN, f"barrier for {home}"), self._connect(self.t.primary().dsn()) as conn:
+            fenced_at = conn.execute("SELECT now()").fetchone()[0]
+            for _ in range(2):
+                for attempt in range(5):
+                    try:
+                        with conn.transaction():
+                            conn.execute(f"SET LOCAL lock_timeout = '{BARRIER_LOCK_TIMEOUT}'")
+                            conn.execute("LOCK TABLE players IN SHARE MODE")
+                        break
+                    except psycopg.errors.LockNotAvailable:
+                        ended += conn.execute(
+                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+                            "AND xact_start < %s", (fenced_at,)).fetchone()[0]
+                else:
+                    raise TransientProviderError(f"{ORIGIN}: barrier for {home}: players stayed locked",
+                                                 where=WHERE)
+        return {"transactions_ended": int(ended)}
+
+    # ---- catch-up and promotion ------------------------------------------------------------------
+
+    def marker_lsn(self) -> str:
+        """The origin's WAL position now (read after the barrier: every fenced-home write is below it)."""
+        with self._errors(ORIGIN, "marker LSN"), self._connect(self.t.primary().dsn()) as conn:
+            return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+    def wait_replayed(self, region: str, lsn: str, timeout: float, checkpoint: CheckpointFn) -> None:
+        home = self._home(region, "wait for replay")
+        with self._errors(region, f"wait for replay of {lsn}"):
+            def replayed() -> bool:
+                with self._connect(home.dsn()) as conn:
+                    return bool(conn.execute("SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                             (lsn,)).fetchone()[0])
+            self._wait(replayed, f"{region}'s writer to replay {lsn}", timeout, checkpoint)
+
+    def is_writer(self, region: str) -> bool:
+        home = self._home(region, "is writer")
+        if not home.exists() or not home.is_running():
+            return False
+        with self._errors(region, "is writer"), self._connect(home.dsn()) as conn:
+            return not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+
+    def promote(self, region: str) -> dict[str, Any]:
+        """Promote the staged writer and confirm it left recovery; drop the origin's slot for it. Idempotent."""
+        home = self._home(region, "promote")
+        with self._errors(region, "promote"):
+            with self._connect(home.dsn()) as conn:
+                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    if not conn.execute("SELECT pg_promote(true, 60)").fetchone()[0]:
+                        raise TransientProviderError(f"{region}: promote: still in recovery after 60 s", where=WHERE)
+                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    raise ProviderError(f"{region}: promote: pg_promote returned but recovery did not end",
+                                        where=WHERE)
+                timeline = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
+            self._drop_origin_slot(region)
+        return {"timeline": timeline}
+
+    # ---- the reverse stream ------------------------------------------------------------------------
+
+    def filter_in_replica_identity(self, region: str) -> tuple[bool, str]:
+        """(ok, why): players' replica identity on `region`'s writer covers home_region (the row filter's
+        column); PostgreSQL 15 would accept a bad filter and then fail every UPDATE on the publisher."""
+        home = self._home(region, "replica identity")
+        with self._errors(region, "replica identity"), self._connect(home.dsn()) as conn:
+            ident, columns = conn.execute(
+                "SELECT c.relreplident::text, coalesce((SELECT array_agg(a.attname::text) FROM pg_index i "
+                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+                "WHERE i.indrelid = c.oid AND ((c.relreplident = 'i' AND i.indisreplident) "
+                "OR (c.relreplident = 'd' AND i.indisprimary))), '{}') "
+                "FROM pg_class c WHERE c.oid = 'players'::regclass").fetchone()
+        if ident == "f" or "home_region" in columns:
+            return True, f"replica identity {'FULL' if ident == 'f' else '(' + ', '.join(columns) + ')'} covers home_region"
+        return False, f"replica identity ({', '.join(columns) or 'nothing'}) lacks home_region"
+
+    def start_reverse_stream(self, region: str) -> dict[str, Any]:
+        """The home's rows streamed from its writer back to the origin; idempotent."""
+        home = self._home(region, "reverse stream")
+        name = stream_name(region)
+        ok, why = self.filter_in_replica_identity(region)
+        if not ok:
+            raise ProviderError(f"{region}: reverse stream: {why}", where=WHERE,
+                                hint="apply expand-schema's e008 (players' replica identity) first")
+        with self._errors(region, "reverse stream"):
+            with self._connect(home.dsn()) as conn:
+                if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone() is None:
+                    conn.execute(f"CREATE PUBLICATION {name} FOR TABLE players WHERE (home_region = '{region}')")
+            with self._connect(self.t.primary().dsn()) as conn:
+                if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
+                    source = (f"host=127.0.0.1 port={self.t.home_wan_port(SOURCE_REGION, region)} "
+                              f"user=postgres dbname={DATABASE} connect_timeout=10")
+                    conn.execute(f"CREATE SUBSCRIPTION {name} CONNECTION '{source}' PUBLICATION {name} "
+                                 "WITH (copy_data = false)")
+        return {"publication": name, "subscription": name}
+
+    def reverse_stream(self, region: str) -> dict[str, Any] | None:
+        """The stream's state (None when there is no subscription): whether it streams, and its lag in bytes."""
+        name = stream_name(region)
+        with self._errors(region, "reverse stream state"):
+            with self._connect(self.t.primary().dsn()) as conn:
+                row = conn.execute("SELECT s.subenabled, st.pid IS NOT NULL FROM pg_subscription s "
+                                   "LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL "
+                                   "WHERE s.subname = %s", (name,)).fetchone()
+            if row is None:
+                return None
+            lag = None
+            home = self.t.home_pg(region)
+            if home.exists() and home.is_running():
+                with self._connect(home.dsn()) as conn:
+                    got = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+                                       "FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone()
+                    lag = int(got[0]) if got and got[0] is not None else None
+        return {"enabled": bool(row[0]), "streaming": bool(row[1]), "lag_bytes": lag}
+
+    def drain_reverse_stream(self, region: str, timeout: float, checkpoint: CheckpointFn) -> str:
+        """Wait until the origin has confirmed everything the home's writer has written; that position."""
+        home = self._home(region, "drain reverse stream")
+        name = stream_name(region)
+        with self._errors(region, "drain reverse stream"):
+            with self._connect(home.dsn()) as conn:
+                target = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+            def drained() -> bool:
+                with self._connect(home.dsn()) as probe:
+                    row = probe.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                                        "WHERE slot_name = %s", (target, name)).fetchone()
+                if row is None:
+                    raise ProviderError(f"{region}: drain reverse stream: no slot {name} on the home writer",
+                                        where=WHERE)
+                return bool(row[0])
+            self._wait(drained, f"the origin to confirm {region}'s writes up to {target}", timeout, checkpoint)
+        return target
+
+    def stop_reverse_stream(self, region: str) -> None:
+        """Drop the subscription (and with it the slot on the home writer) and the publication; idempotent."""
+        name = stream_name(region)
+        with self._errors(region, "stop reverse stream"):
+            with self._connect(self.t.primary().dsn()) as conn:
+                if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is not None:
+                    home = self.t.home_pg(region)
+                    if not (home.exists() and home.is_running()):
+                        # the publisher is gone: detach the subscription from its slot before dropping it
+                        conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
+                        conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
+                    conn.execute(f"DROP SUBSCRIPTION {name}")
+            home = self.t.home_pg(region)
+            if home.exists() and home.is_running():
+                with self._connect(home.dsn()) as conn:
+                    conn.execute(f"DROP PUBLICATION IF EXISTS {name}")
+                    if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone():
+                        conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+
+    # ---- routing -----------------------------------------------------------------------------------
+
+    def route_writes(self, region: str, to_home_writer: bool) -> None:
+        """Every region's apps send `region`'s home writes to its own writer (or back to the origin)."""
+        home = self._home(region, "route writes")
+        with self._errors(region, "route writes"):
+            for app_region in REGIONS:
+                path = self.t.writers_file(app_region)
+                routes = json.loads(path.read_text()) if path.exists() else {}
+                if to_home_writer:
+                    routes[region] = (home.dsn() if app_region == region
+                                      else home.dsn(port=self.t.home_wan_port(app_region, region)))
+                else:
+                    routes.pop(region, None)
+                tmp = path.with_name(path.name + ".tmp")
+                tmp.write_text(json.dumps(routes, indent=2, sort_keys=True))
+                os.replace(tmp, path)
+
+    def writes_routed(self, region: str) -> dict[str, bool]:
+        """app region → whether its app sends `region`'s home writes to the home writer."""
+        return {r: region in (json.loads(self.t.writers_file(r).read_text()) if self.t.writers_file(r).exists() else {})
+                for r in REGIONS}

@@ -1,0 +1,322 @@
+"""Phase cutover (per target region): the region becomes the writer of the players it homes (DESIGN §5, §9).
+
+Steps, each journaled and resumable:
+1. stage-writer: the region's future writer, a standby of the origin streamed through the region's link,
+   logical decoding on (it will publish the reverse stream) and fenced for every home but its own.
+2. fence-origin: the origin refuses writes to the home's rows (the expand schema's trigger, SQLSTATE
+   25006: every region's app holds those writes instead of failing them), then the barrier waits out
+   every transaction that wrote before the fence. Other homes write on.
+3. catch-up: the marker LSN, read on the origin after the barrier (reading it before lost writes in
+   Vitess #16563), and the staged writer replays up to it: it now holds every write of the home.
+4. promote: the staged writer leaves recovery (confirmed, not assumed); the origin's slot for it goes.
+5. reverse-stream: the home's rows stream back from the new writer to the origin (publication with a
+   row filter on home_region, subscription without initial copy), created before routing flips, so
+   the origin keeps a current copy: the way back.
+6. route-writes: every region's apps send the home's writes to the new writer; the writes they held
+   land there on their next retry.
+
+Exactly one database accepts a home's writes at any moment: the origin until its fence (step 2), the
+new writer only after promotion and never for another home (it is fenced for them before it starts).
+
+Rollback, last step first: route-writes is undone by fencing the new writer, draining the reverse
+stream (the origin confirms everything the new writer wrote), routing back and unfencing the origin
+(held writes land there); then the stream is dropped, the promoted copy removed (a promoted copy
+forks from the origin for good: going back is the reverse stream, never physical), the origin's fence
+lifted. `migrate abort` during the fence (steps 2-4) rolls back the same way: nothing was routed yet.
+
+Not in this phase yet (issue 11): re-homing sessions, leaderboard entries and tickets to the region's
+Redis; secondaries of the new shard in the other regions (their reads of this home come from the
+origin's copy meanwhile, kept current by the reverse stream); the AWS adapter."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from migrate.errors import ProviderError, VerifyFailed
+from migrate.names import REGIONS
+from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
+from migrate.phasekit.schema_steps import reached, schema_of
+from migrate.providers.protocols import HomeWriters
+
+ORIGIN = "origin"
+FENCE_REVISION = "e006_write_fence"  # the trigger the fences rely on
+IDENTITY_REVISION = "e005_players_home_index"  # players' replica identity covers home_region
+
+
+def _hw(target: Target) -> HomeWriters:
+    hw = target.providers.home_writers
+    if hw is None:
+        raise ProviderError(f"the {target.env.kind} environment has no home-writer adapter yet",
+                            hint="cutover runs in the lab so far (issue 11: the AWS adapter)")
+    return hw
+
+
+# --- steps --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StageWriter:
+    id: str = "stage-writer"
+    title: str = "Stage the region's future writer: a caught-up standby of the origin, logical decoding on"
+
+    def describe(self, target: Target) -> list[str]:
+        others = ", ".join(r for r in REGIONS if r != target.region)
+        return [f"pg_basebackup of the origin through {target.region}'s link into its home writer, a physical "
+                f"standby on slot home_{target.region.replace('-', '_')}; wal_level = logical; fenced for {others}"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["stop and remove the staged writer; drop the origin's slot for it"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        out = _hw(ctx.target).stage(ctx.target.region, ctx.progress, ctx.checkpoint)
+        ctx.checkpoint()  # staged, not journaled: a real crash point
+        return out
+
+    def verify(self, ctx: StepContext) -> None:
+        hw = _hw(ctx.target)
+        if not hw.staged(ctx.target.region):
+            raise VerifyFailed(f"{ctx.target.region}'s staged writer is missing")
+
+    def undo(self, ctx: StepContext) -> None:
+        _hw(ctx.target).discard(ctx.target.region)
+        ctx.checkpoint()
+
+
+@dataclass(frozen=True)
+class FenceOrigin:
+    id: str = "fence-origin"
+    title: str = "Fence the home's writes at the origin, then the barrier"
+
+    def describe(self, target: Target) -> list[str]:
+        return [f"game.fenced_homes += {target.region} on the origin, reloaded; the apps hold that home's writes",
+                "barrier: LOCK TABLE players IN SHARE MODE (lock_timeout 2 s) twice, ending transactions "
+                "older than the fence that still block it"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return [f"game.fenced_homes -= {target.region} on the origin (held writes land there)"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        hw, region = _hw(ctx.target), ctx.target.region
+        started = time.monotonic()
+        hw.set_fence(ORIGIN, region, True)
+        ctx.checkpoint()  # fenced, no barrier yet: a real crash point
+        barrier = hw.barrier(region)
+        return {"fenced": region, **barrier, "seconds": round(time.monotonic() - started, 3)}
+
+    def verify(self, ctx: StepContext) -> None:
+        if ctx.target.region not in _hw(ctx.target).fenced(ORIGIN):
+            raise VerifyFailed(f"the origin is not fenced for {ctx.target.region}")
+
+    def undo(self, ctx: StepContext) -> None:
+        _hw(ctx.target).set_fence(ORIGIN, ctx.target.region, False)
+        ctx.checkpoint()
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    id: str = "catch-up"
+    title: str = "Read the marker LSN after the barrier; wait until the staged writer has replayed it"
+
+    def describe(self, target: Target) -> list[str]:
+        return ["SELECT pg_current_wal_lsn() on the origin (after the barrier: every write of the home is below it)",
+                f"wait (up to {target.env.timings.catch_up_timeout_seconds:g} s) until the staged writer's "
+                f"replay LSN reaches it"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["nothing"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        hw, region = _hw(ctx.target), ctx.target.region
+        started = time.monotonic()
+        marker = hw.marker_lsn()
+        ctx.save(marker_lsn=marker)
+        ctx.checkpoint()  # the marker is journaled, the replay not awaited yet: a real crash point
+        hw.wait_replayed(region, marker, ctx.target.env.timings.catch_up_timeout_seconds, ctx.checkpoint)
+        return {"marker_lsn": marker, "seconds": round(time.monotonic() - started, 3)}
+
+    def verify(self, ctx: StepContext) -> None:
+        pass  # apply returns only once the marker is replayed
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.checkpoint()
+
+
+@dataclass(frozen=True)
+class Promote:
+    id: str = "promote"
+    title: str = "Promote the staged writer (confirmed out of recovery)"
+
+    def describe(self, target: Target) -> list[str]:
+        return ["pg_promote(wait => true); check pg_is_in_recovery() is false; drop the origin's slot for it"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["remove the promoted copy (it forked from the origin for good; a new run stages a fresh one)"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        out = _hw(ctx.target).promote(ctx.target.region)
+        ctx.checkpoint()  # promoted, not journaled: a real crash point
+        return out
+
+    def verify(self, ctx: StepContext) -> None:
+        if not _hw(ctx.target).is_writer(ctx.target.region):
+            raise VerifyFailed(f"{ctx.target.region}'s home writer is not out of recovery")
+
+    def undo(self, ctx: StepContext) -> None:
+        _hw(ctx.target).discard(ctx.target.region)
+        ctx.checkpoint()
+
+
+@dataclass(frozen=True)
+class ReverseStream:
+    id: str = "reverse-stream"
+    title: str = "Stream the home's rows from the new writer back to the origin (before routing flips)"
+
+    def describe(self, target: Target) -> list[str]:
+        name = f"home_{target.region.replace('-', '_')}"
+        return [f"on the new writer: CREATE PUBLICATION {name} FOR TABLE players WHERE (home_region = "
+                f"'{target.region}')", f"on the origin: CREATE SUBSCRIPTION {name} … WITH (copy_data = false)"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["DROP SUBSCRIPTION on the origin (its slot on the new writer with it); DROP PUBLICATION"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        out = _hw(ctx.target).start_reverse_stream(ctx.target.region)
+        ctx.checkpoint()
+        return out
+
+    def verify(self, ctx: StepContext) -> None:
+        state = _hw(ctx.target).reverse_stream(ctx.target.region)
+        if not state or not state["enabled"]:
+            raise VerifyFailed(f"{ctx.target.region}'s reverse stream is {'missing' if not state else 'disabled'}")
+
+    def undo(self, ctx: StepContext) -> None:
+        _hw(ctx.target).stop_reverse_stream(ctx.target.region)
+        ctx.checkpoint()
+
+
+@dataclass(frozen=True)
+class RouteWrites:
+    id: str = "route-writes"
+    title: str = "Route the home's writes to the new writer in every region (held writes land there)"
+
+    def describe(self, target: Target) -> list[str]:
+        return [f"every region's WRITERS_FILE: {target.region} → its home writer (direct in {target.region}, "
+                f"through the WAN link elsewhere)"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return [f"fence {target.region} on the new writer; drain the reverse stream (the origin confirms every "
+                f"write); route back to the origin; unfence it there (held writes land on the origin)"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        hw, region = _hw(ctx.target), ctx.target.region
+        hw.route_writes(region, True)
+        ctx.checkpoint()  # routed, not journaled: a real crash point
+        return {"routed": hw.writes_routed(region)}
+
+    def verify(self, ctx: StepContext) -> None:
+        routed = _hw(ctx.target).writes_routed(ctx.target.region)
+        if not all(routed.values()):
+            raise VerifyFailed("not routed to the new writer in " + ", ".join(r for r, ok in routed.items() if not ok))
+
+    def undo(self, ctx: StepContext) -> None:
+        hw, region, timings = _hw(ctx.target), ctx.target.region, ctx.target.env.timings
+        if hw.is_writer(region):
+            hw.set_fence(region, region, True)  # one writer at a time: the new one stops first
+            ctx.checkpoint()
+            if hw.reverse_stream(region) is not None:
+                drained = hw.drain_reverse_stream(region, timings.catch_up_timeout_seconds, ctx.checkpoint)
+                ctx.save(drained_to=drained)
+        hw.route_writes(region, False)
+        ctx.checkpoint()  # routed back, origin still fenced: a real crash point
+        hw.set_fence(ORIGIN, region, False)
+        ctx.checkpoint()
+
+
+# --- checks -------------------------------------------------------------------------------------
+def _expand_done(t: Target) -> CheckResult:
+    journal = getattr(t, "journal", None)
+    status = journal.phase("expand-schema", None).status if journal is not None else "unknown"
+    holds = reached(schema_of(t))
+    missing = [r for r in (IDENTITY_REVISION, FENCE_REVISION) if r not in holds]
+    ok = status == "succeeded" and not missing
+    return CheckResult("schema-expanded", ok,
+                       f"expand-schema {status}" + (f"; the writer lacks {', '.join(missing)}" if missing else
+                                                    "; the fence trigger and players' replica identity are in place"),
+                       "run `migrate phase run expand-schema` first")
+
+
+def _no_schema_change(t: Target) -> CheckResult:
+    journal = getattr(t, "journal", None)
+    busy = [p for p in ("expand-schema", "contract-schema")
+            if journal is not None and journal.phase(p, None).status in ("running", "rolling-back")]
+    return CheckResult("no-schema-change-in-flight", not busy,
+                       "no schema phase in flight" if not busy else f"{', '.join(busy)} in flight",
+                       "let it finish (or roll it back) first")
+
+
+def _origin_reachable(t: Target) -> CheckResult:
+    facts = t.providers.global_database.primary_facts()
+    return CheckResult("origin-reachable", facts.reachable, facts.detail, "bring the origin back first")
+
+
+def _not_cut_over_elsewhere(t: Target) -> CheckResult:
+    fenced = _hw(t).fenced(ORIGIN) - {t.region}
+    return CheckResult("origin-fences", True, f"origin fenced for: {', '.join(sorted(fenced)) or 'no other home'}")
+
+
+class Cutover:
+    """cutover: the region becomes the writer of the players it homes."""
+
+    name = "cutover"
+    summary = "The region becomes the writer of the players it homes: stage, fence, catch up, promote, reverse stream, route"
+    built = True
+    regional = True
+    point_of_no_return = None
+    runbook = "runbooks/cutover.md"
+
+    def preflight(self, target: Target) -> list[Check]:
+        return [
+            Check("schema-expanded", "expand-schema succeeded: the fence trigger and the replica identity exist",
+                  "run expand-schema", _expand_done),
+            Check("no-schema-change-in-flight", "no schema phase is running", "wait", _no_schema_change),
+            Check("origin-reachable", "the origin (today's writer) answers", "bring it back", _origin_reachable),
+            Check("origin-fences", "which homes the origin refuses already (other cutovers)", "none", _not_cut_over_elsewhere),
+        ]
+
+    def steps(self, target: Target) -> list:
+        return [StageWriter(), FenceOrigin(), CatchUp(), Promote(), ReverseStream(), RouteWrites()]
+
+    def verify(self, target: Target) -> list[Check]:
+        def one_writer(t: Target) -> CheckResult:
+            hw, region = _hw(t), t.region
+            others = set(REGIONS) - {region}
+            problems = []
+            if not hw.is_writer(region):
+                problems.append(f"{region}'s home writer is not a writer")
+            if region not in hw.fenced(ORIGIN):
+                problems.append(f"the origin still takes {region}'s writes")
+            if not others <= hw.fenced(region):
+                problems.append(f"the new writer takes writes for {', '.join(sorted(others - hw.fenced(region)))}")
+            return CheckResult("one-writer-per-home", not problems,
+                               "; ".join(problems) or f"{region}: only its own writer takes its writes",
+                               "roll back and investigate")
+
+        def stream(t: Target) -> CheckResult:
+            state = _hw(t).reverse_stream(t.region)
+            ok = bool(state and state["enabled"])
+            return CheckResult("reverse-stream", ok, f"reverse stream: {state}", "see runbooks/cutover.md")
+
+        def routed(t: Target) -> CheckResult:
+            routes = _hw(t).writes_routed(t.region)
+            return CheckResult("writes-routed", all(routes.values()), f"routed in: {routes}", "resume")
+
+        return [Check("one-writer-per-home", "exactly one database takes the home's writes", "roll back", one_writer),
+                Check("reverse-stream", "the origin keeps a current copy of the home", "see runbook", stream),
+                Check("writes-routed", "every region sends the home's writes to its writer", "resume", routed)]
+
+    def rollback_summary(self, target: Target) -> list[str]:
+        return ["fence the new writer, drain the reverse stream, route back and unfence the origin; drop the "
+                "stream; remove the promoted copy; lift the origin's fence"]
+
+
+PHASE: Phase = Cutover()
