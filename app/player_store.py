@@ -231,6 +231,8 @@ async def _write_once(rt: Runtime, home: str | None, query: sql.Composable,
     """One attempt of a write on the writer of `home`, resolved at each attempt (a write held through a
     cutover's fence lands on the new writer once routing flips); its token carries the home when that
     writer is the home's own. A failed attempt leaves the pooled connection clean."""
+    if rt.writers is not None:
+        rt.writers.warm()
     own = rt.writers is not None and rt.writers.dsn_for(home) is not None
     pool = await rt.writers.pool(home) if own else rt.writer
     async with pool.connection() as conn:

@@ -24,13 +24,17 @@ log = logging.getLogger("app")
 DRAIN_SECONDS = 5.0  # how long an old reader pool lets in-flight reads finish before it closes
 
 
-def new_pool(dsn: str, settings: Settings, name: str) -> AsyncConnectionPool:
-    """An unopened pool of autocommit, dict-row connections to `dsn`."""
+def new_pool(dsn: str, settings: Settings, name: str, *, prepare: bool = True) -> AsyncConnectionPool:
+    """An unopened pool of autocommit, dict-row connections to `dsn`. `prepare=False` turns psycopg's
+    automatic prepared statements off: writes run in pipelines, and a pipeline that a fenced write
+    aborts can take with it the PREPARE psycopg counts as done, so the connection's next use of that
+    statement fails ("prepared statement _pg3_N does not exist") — seen when a held write retried."""
+    kwargs = {"autocommit": True, "row_factory": dict_row, "connect_timeout": max(1, int(settings.db_timeout_seconds))}
+    if not prepare:
+        kwargs["prepare_threshold"] = None
     return AsyncConnectionPool(
         dsn, min_size=1, max_size=settings.db_pool_max, open=False, name=name,
-        timeout=settings.db_timeout_seconds, reconnect_timeout=3600.0,
-        kwargs={"autocommit": True, "row_factory": dict_row,
-                "connect_timeout": max(1, int(settings.db_timeout_seconds))})
+        timeout=settings.db_timeout_seconds, reconnect_timeout=3600.0, kwargs=kwargs)
 
 
 async def open_pool(pool: AsyncConnectionPool) -> None:
@@ -112,6 +116,9 @@ class ReaderRouter:
             await self._pool.close(timeout=1.0)
 
 
+WARM_PREFIX = "warm:"  # WRITERS_FILE key of a writer to connect to ahead of routing
+
+
 class WriterRouter:
     """Hands out the pool of the writer of a player's home: WRITERS_FILE's entry for the home (cutover
     writes it when it moves the home's writer), else the global writer (WRITER_DSN). Pools are kept per
@@ -122,12 +129,34 @@ class WriterRouter:
         self.default = default
         self.file = WatchedJson(settings.writers_file)
         self._pools: dict[str, AsyncConnectionPool] = {}
+        self._warming: set[str] = set()
         self._lock = asyncio.Lock()
 
     def dsn_for(self, home: str | None) -> str | None:
         """The DSN of `home`'s own writer, or None when the home writes to the global writer."""
         entry = self.file.get().get(home) if home else None
         return entry if isinstance(entry, str) and entry and entry != self.settings.writer_dsn else None
+
+    def warm(self) -> None:
+        """Open, in the background, a pool for every "warm:<home>" entry: a writer cutover staged and will
+        route to. Its connections are open before routing flips, so the first write held by the fence
+        does not also pay a connection set-up across the ocean (several round trips)."""
+        for key, dsn in self.file.get().items():
+            if key.startswith(WARM_PREFIX) and isinstance(dsn, str) and dsn and dsn not in self._pools \
+                    and dsn not in self._warming:
+                self._warming.add(dsn)
+                task = asyncio.get_running_loop().create_task(self._open(key.removeprefix(WARM_PREFIX), dsn))
+                task.add_done_callback(lambda _t, d=dsn: self._warming.discard(d))
+
+    async def _open(self, home: str, dsn: str) -> AsyncConnectionPool:
+        async with self._lock:
+            if dsn not in self._pools:
+                pool = new_pool(dsn, self.settings, f"writer-{home}", prepare=False)
+                await open_pool(pool)
+                self._pools[dsn] = pool
+                log.info("%s opened a pool to the writer of home %s: %s", self.settings.region, home,
+                         describe_dsn(dsn))
+            return self._pools[dsn]
 
     async def pool(self, home: str | None) -> AsyncConnectionPool:
         dsn = self.dsn_for(home)
@@ -136,13 +165,7 @@ class WriterRouter:
         pool = self._pools.get(dsn)
         if pool is not None:
             return pool
-        async with self._lock:
-            if dsn not in self._pools:
-                pool = new_pool(dsn, self.settings, f"writer-{home}")
-                await open_pool(pool)
-                self._pools[dsn] = pool
-                log.info("%s writes for home %s go to %s", self.settings.region, home, describe_dsn(dsn))
-            return self._pools[dsn]
+        return await self._open(home or "?", dsn)
 
     async def close(self) -> None:
         for pool in self._pools.values():

@@ -39,7 +39,7 @@ class Runtime:
     async def start(cls, settings: Settings, metrics: Metrics, clock: Callable[[], float] | None = None,
                     peer_transport: httpx.AsyncBaseTransport | None = None) -> Runtime:
         """Open the writer pool (without waiting for the DB), Redis client and peer client."""
-        writer = new_pool(settings.writer_dsn, settings, "writer")
+        writer = new_pool(settings.writer_dsn, settings, "writer", prepare=False)
         await open_pool(writer)
         readers = ReaderRouter(settings)
         await readers.pool()

@@ -9,18 +9,21 @@ Steps, each journaled and resumable:
 3. catch-up: the marker LSN, read on the origin after the barrier (reading it before lost writes in
    Vitess #16563), and the staged writer replays up to it: it now holds every write of the home.
 4. promote: the staged writer leaves recovery (confirmed, not assumed); the origin's slot for it goes.
-5. reverse-stream: the home's rows stream back from the new writer to the origin (publication with a
-   row filter on home_region, subscription without initial copy), created before routing flips, so
-   the origin keeps a current copy: the way back.
+5. reverse-slot: on the new writer, the publication of the home's rows (a row filter on home_region)
+   and a logical slot: from here on every change the new writer takes is kept for the origin — the
+   way back — before routing flips. Local, so it costs the players' stall almost nothing.
 6. route-writes: every region's apps send the home's writes to the new writer; the writes they held
    land there on their next retry.
+7. reverse-stream: the origin subscribes, reading from the slot (no initial copy): it keeps a current
+   copy of the home. After routing on purpose: creating it crosses the WAN (≈ 1 s in the lab), which
+   players held by the fence would otherwise wait for.
 
 Exactly one database accepts a home's writes at any moment: the origin until its fence (step 2), the
 new writer only after promotion and never for another home (it is fenced for them before it starts).
 
 Rollback, last step first: route-writes is undone by fencing the new writer, draining the reverse
-stream (the origin confirms everything the new writer wrote), routing back and unfencing the origin
-(held writes land there); then the stream is dropped, the promoted copy removed (a promoted copy
+stream (subscribing first if a run died before step 7; the slot kept everything), routing back and
+unfencing the origin (held writes land there); then the stream is dropped, the promoted copy removed (a promoted copy
 forks from the origin for good: going back is the reverse stream, never physical), the origin's fence
 lifted. `migrate abort` during the fence (steps 2-4) rolls back the same way: nothing was routed yet.
 
@@ -62,14 +65,17 @@ class StageWriter:
     def describe(self, target: Target) -> list[str]:
         others = ", ".join(r for r in REGIONS if r != target.region)
         return [f"pg_basebackup of the origin through {target.region}'s link into its home writer, a physical "
-                f"standby on slot home_{target.region.replace('-', '_')}; wal_level = logical; fenced for {others}"]
+                f"standby on slot home_{target.region.replace('-', '_')}; wal_level = logical; fenced for {others}",
+                "every region's apps connect to it ahead of routing (WRITERS_FILE warm:<region>)"]
 
     def describe_undo(self, target: Target) -> list[str]:
         return ["stop and remove the staged writer; drop the origin's slot for it"]
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
-        out = _hw(ctx.target).stage(ctx.target.region, ctx.progress, ctx.checkpoint)
+        hw = _hw(ctx.target)
+        out = hw.stage(ctx.target.region, ctx.progress, ctx.checkpoint)
         ctx.checkpoint()  # staged, not journaled: a real crash point
+        hw.warm_writes(ctx.target.region, True)  # the apps connect now, not while players are held
         return out
 
     def verify(self, ctx: StepContext) -> None:
@@ -78,6 +84,7 @@ class StageWriter:
             raise VerifyFailed(f"{ctx.target.region}'s staged writer is missing")
 
     def undo(self, ctx: StepContext) -> None:
+        _hw(ctx.target).warm_writes(ctx.target.region, False)
         _hw(ctx.target).discard(ctx.target.region)
         ctx.checkpoint()
 
@@ -100,7 +107,7 @@ class FenceOrigin:
         started = time.monotonic()
         hw.set_fence(ORIGIN, region, True)
         ctx.checkpoint()  # fenced, no barrier yet: a real crash point
-        barrier = hw.barrier(region)
+        barrier = hw.barrier(ORIGIN, region)
         return {"fenced": region, **barrier, "seconds": round(time.monotonic() - started, 3)}
 
     def verify(self, ctx: StepContext) -> None:
@@ -108,6 +115,7 @@ class FenceOrigin:
             raise VerifyFailed(f"the origin is not fenced for {ctx.target.region}")
 
     def undo(self, ctx: StepContext) -> None:
+        ctx.save(origin_writable_from=time.time())
         _hw(ctx.target).set_fence(ORIGIN, ctx.target.region, False)
         ctx.checkpoint()
 
@@ -129,10 +137,14 @@ class CatchUp:
         hw, region = _hw(ctx.target), ctx.target.region
         started = time.monotonic()
         marker = hw.marker_lsn()
+        read = time.monotonic()
         ctx.save(marker_lsn=marker)
         ctx.checkpoint()  # the marker is journaled, the replay not awaited yet: a real crash point
+        waited = time.monotonic()
         hw.wait_replayed(region, marker, ctx.target.env.timings.catch_up_timeout_seconds, ctx.checkpoint)
-        return {"marker_lsn": marker, "seconds": round(time.monotonic() - started, 3)}
+        done = time.monotonic()
+        return {"marker_lsn": marker, "seconds": round(done - started, 3), "marker_s": round(read - started, 3),
+                "journal_s": round(waited - read, 3), "replay_wait_s": round(done - waited, 3)}
 
     def verify(self, ctx: StepContext) -> None:
         pass  # apply returns only once the marker is replayed
@@ -167,17 +179,44 @@ class Promote:
 
 
 @dataclass(frozen=True)
-class ReverseStream:
-    id: str = "reverse-stream"
-    title: str = "Stream the home's rows from the new writer back to the origin (before routing flips)"
+class ReverseSlot:
+    id: str = "reverse-slot"
+    title: str = "Keep every change of the home for the origin: publication and logical slot on the new writer"
 
     def describe(self, target: Target) -> list[str]:
         name = f"home_{target.region.replace('-', '_')}"
         return [f"on the new writer: CREATE PUBLICATION {name} FOR TABLE players WHERE (home_region = "
-                f"'{target.region}')", f"on the origin: CREATE SUBSCRIPTION {name} … WITH (copy_data = false)"]
+                f"'{target.region}'); pg_create_logical_replication_slot('{name}', 'pgoutput') — before routing "
+                f"flips, so no write the new writer takes can miss the way back"]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return ["DROP SUBSCRIPTION on the origin (its slot on the new writer with it); DROP PUBLICATION"]
+        return ["DROP SUBSCRIPTION on the origin; DROP PUBLICATION and the slot on the new writer"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        out = _hw(ctx.target).prepare_reverse_stream(ctx.target.region)
+        ctx.checkpoint()
+        return out
+
+    def verify(self, ctx: StepContext) -> None:
+        pass  # prepare_reverse_stream returns only with both in place
+
+    def undo(self, ctx: StepContext) -> None:
+        _hw(ctx.target).stop_reverse_stream(ctx.target.region)
+        ctx.checkpoint()
+
+
+@dataclass(frozen=True)
+class ReverseStream:
+    id: str = "reverse-stream"
+    title: str = "Subscribe the origin to the home's changes (after routing: off the players' stall)"
+
+    def describe(self, target: Target) -> list[str]:
+        name = f"home_{target.region.replace('-', '_')}"
+        return [f"on the origin: CREATE SUBSCRIPTION {name} … WITH (copy_data = false, create_slot = false, "
+                f"slot_name = '{name}'): it reads from the slot, so nothing written since routing flipped is missed"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["nothing yet: route-writes' undo drains it first; reverse-slot's undo removes it"]
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         out = _hw(ctx.target).start_reverse_stream(ctx.target.region)
@@ -190,7 +229,6 @@ class ReverseStream:
             raise VerifyFailed(f"{ctx.target.region}'s reverse stream is {'missing' if not state else 'disabled'}")
 
     def undo(self, ctx: StepContext) -> None:
-        _hw(ctx.target).stop_reverse_stream(ctx.target.region)
         ctx.checkpoint()
 
 
@@ -204,8 +242,9 @@ class RouteWrites:
                 f"through the WAN link elsewhere)"]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [f"fence {target.region} on the new writer; drain the reverse stream (the origin confirms every "
-                f"write); route back to the origin; unfence it there (held writes land on the origin)"]
+        return [f"fence {target.region} on the new writer and wait out its earlier writers (the barrier); drain "
+                f"the reverse stream (the origin confirms every write); route back to the origin; unfence it there "
+                f"(held writes land on the origin)"]
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         hw, region = _hw(ctx.target), ctx.target.region
@@ -223,11 +262,14 @@ class RouteWrites:
         if hw.is_writer(region):
             hw.set_fence(region, region, True)  # one writer at a time: the new one stops first
             ctx.checkpoint()
-            if hw.reverse_stream(region) is not None:
-                drained = hw.drain_reverse_stream(region, timings.catch_up_timeout_seconds, ctx.checkpoint)
-                ctx.save(drained_to=drained)
+            barrier = hw.barrier(region, region)  # and every write it took is committed before the drain
+            ctx.save(new_writer_writable_until=barrier["writable_until"])
+            hw.start_reverse_stream(region)  # a run that died before subscribing: the slot kept everything
+            drained = hw.drain_reverse_stream(region, timings.catch_up_timeout_seconds, ctx.checkpoint)
+            ctx.save(drained_to=drained)
         hw.route_writes(region, False)
         ctx.checkpoint()  # routed back, origin still fenced: a real crash point
+        ctx.save(origin_writable_from=time.time())
         hw.set_fence(ORIGIN, region, False)
         ctx.checkpoint()
 
@@ -284,7 +326,7 @@ class Cutover:
         ]
 
     def steps(self, target: Target) -> list:
-        return [StageWriter(), FenceOrigin(), CatchUp(), Promote(), ReverseStream(), RouteWrites()]
+        return [StageWriter(), FenceOrigin(), CatchUp(), Promote(), ReverseSlot(), RouteWrites(), ReverseStream()]
 
     def verify(self, target: Target) -> list[Check]:
         def one_writer(t: Target) -> CheckResult:

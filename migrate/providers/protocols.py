@@ -310,8 +310,9 @@ class HomeWriters(Protocol):
     def set_fence(self, database: str, home: str, on: bool) -> None:
         """Fence (or unfence) `home` on `database`; returns once every new statement there sees it; idempotent."""
 
-    def barrier(self, home: str) -> dict:
-        """After the origin's fence: wait out every transaction that wrote before it (ending stragglers); what it did."""
+    def barrier(self, database: str, home: str) -> dict:
+        """After `database`'s fence for `home`: wait out every transaction that wrote before it (ending
+        stragglers); what it did, with "writable_until": the epoch time after which it took none of the home's writes."""
 
     def marker_lsn(self) -> str:
         """The origin's WAL position now (read after the barrier: every write of the fenced home is below it)."""
@@ -328,8 +329,11 @@ class HomeWriters(Protocol):
     def filter_in_replica_identity(self, region: str) -> tuple[bool, str]:
         """(ok, why): a row filter on home_region is allowed on the region's writer (replica identity covers it)."""
 
+    def prepare_reverse_stream(self, region: str) -> dict:
+        """On the home's writer, the publication of its rows and the slot that keeps every change for the origin; idempotent."""
+
     def start_reverse_stream(self, region: str) -> dict:
-        """Stream the home's rows from its writer back to the origin (no initial copy); idempotent."""
+        """Stream the home's rows from its writer back to the origin, from the slot on (no initial copy); idempotent."""
 
     def reverse_stream(self, region: str) -> dict | None:
         """The reverse stream's state ({"enabled", "streaming", "lag_bytes"}); None when there is none."""
@@ -339,6 +343,9 @@ class HomeWriters(Protocol):
 
     def stop_reverse_stream(self, region: str) -> None:
         """Remove the reverse stream (both ends); idempotent."""
+
+    def warm_writes(self, region: str, on: bool) -> None:
+        """Every region's apps connect to the home's future writer ahead of routing (nothing routed), or stop."""
 
     def route_writes(self, region: str, to_home_writer: bool) -> None:
         """Every region's apps send the home's writes to its own writer (or back to the origin); idempotent."""

@@ -58,6 +58,20 @@ def route(path, routes: dict[str, str]) -> None:
     os.replace(tmp, path)
 
 
+def connections_to(dsn: str) -> int:
+    """Sessions other than this one on `dsn`'s database."""
+    with psycopg.connect(dsn) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND pid <> pg_backend_pid()").fetchone()[0]
+
+
+def wait_until(condition, what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 def coins(dsn: str, player: int) -> int:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT coins FROM players WHERE id = %s", (player,)).fetchone()[0]
@@ -72,7 +86,12 @@ def test_a_homes_writes_follow_the_writers_file_and_its_tokens_name_the_home(mak
     assert before.status_code == 200 and "@" not in before.headers["X-LSN"]
     assert coins(db, TOKYO_PLAYER) == 10
 
-    route(writers, {AP: home_writer})
+    route(writers, {f"warm:{AP}": home_writer})  # staged: the app connects ahead of routing, routes nothing
+    app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 10}, headers=tokyo)
+    assert coins(db, TOKYO_PLAYER) == 10 and coins(home_writer, TOKYO_PLAYER) != 10
+    wait_until(lambda: connections_to(home_writer) > 0, "the app to connect to the staged writer")
+
+    route(writers, {f"warm:{AP}": home_writer, AP: home_writer})
     moved = app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 11}, headers=tokyo)
     assert moved.status_code == 200, moved.text
     assert moved.headers["X-LSN"].endswith(f"@{AP}")

@@ -226,18 +226,30 @@ def _iso(at: float) -> str:
 # -- the real sources -------------------------------------------------------------------------------
 
 
-def writer_profiles(dsn: str, *, chunk: int = 5000) -> ProfileSource:
-    """Profiles read from the writer (the global source of truth)."""
+def writer_profiles(dsn: str, *, chunk: int = 5000, home_writers: dict[str, str] | None = None) -> ProfileSource:
+    """Profiles read from the writer (the source of truth): the origin's, and for a home that cutover
+    gave its own writer (`home_writers`: home → DSN), that writer's (the origin's copy of those rows
+    trails it by the reverse stream)."""
 
     def read(ids: list[int], key: str) -> dict[int, Any]:
         import psycopg
 
         out: dict[int, Any] = {}
+        homes: dict[str, list[int]] = {}
         with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
             for i in range(0, len(ids), chunk):
-                rows = conn.execute("SELECT id, profile ->> %s FROM players WHERE id = ANY(%s)",
+                rows = conn.execute("SELECT id, profile ->> %s, home_region FROM players WHERE id = ANY(%s)",
                                     (key, ids[i:i + chunk])).fetchall()
-                out.update({row[0]: row[1] for row in rows})
+                for pid, value, home in rows:
+                    out[pid] = value
+                    homes.setdefault(home, []).append(pid)
+        for home, home_dsn in (home_writers or {}).items():
+            moved = homes.get(home, [])
+            with psycopg.connect(home_dsn, autocommit=True, connect_timeout=5) as conn:
+                for i in range(0, len(moved), chunk):
+                    rows = conn.execute("SELECT id, profile ->> %s FROM players WHERE id = ANY(%s)",
+                                        (key, moved[i:i + chunk])).fetchall()
+                    out.update({row[0]: row[1] for row in rows})
         return out
 
     return read

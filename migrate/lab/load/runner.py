@@ -81,6 +81,24 @@ def find_writer(topology: LabTopology) -> tuple[str, str]:
                    details={"problems": problems})
 
 
+def home_writer_dsns(topology: LabTopology) -> dict[str, str]:
+    """home → DSN of the home writers cutover promoted (running, out of recovery)."""
+    import psycopg
+
+    found = {}
+    for region, port in topology.home_pg_ports.items():
+        cluster = topology.home_pg(region)
+        if not (cluster.exists() and cluster.is_running()):
+            continue
+        try:
+            with psycopg.connect(cluster.dsn(), autocommit=True, connect_timeout=2) as conn:
+                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    found[region] = cluster.dsn()
+        except psycopg.Error:
+            continue
+    return found
+
+
 def _redis_alive(url: str) -> bool:
     import redis
 
@@ -340,7 +358,7 @@ def _run(topology: LabTopology, cfg: LoadConfig, stop: threading.Event, progress
 def _check_ledger(topology: LabTopology, ledger: Ledger, notes: list[str]) -> dict[str, Any]:
     try:
         writer_region, dsn = find_writer(topology)
-        profiles = writer_profiles(dsn)
+        profiles = writer_profiles(dsn, home_writers=home_writer_dsns(topology))
     except LabError as exc:
         notes.append(f"ledger: {exc.one_line()}; profile writes counted as unknown")
         profiles = None

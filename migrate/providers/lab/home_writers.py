@@ -43,6 +43,7 @@ ORIGIN = "origin"
 FENCE_FILE = "fence.conf"
 DATABASE = "postgres"  # the lab's players live in the default database
 BARRIER_LOCK_TIMEOUT = "2s"
+REPLAY_POLL_S = 0.01
 
 
 def slot_name(region: str) -> str:
@@ -210,14 +211,15 @@ class LabHomeWriters:
                 return set(filter(None, got.split(","))) == homes
             self._wait(seen, f"{database} to read its fence", 30)
 
-    def barrier(self, home: str) -> dict[str, Any]:
-        """Wait out, on the origin, every transaction that wrote players before its fence: LOCK TABLE players
+    def barrier(self, database: str, home: str) -> dict[str, Any]:
+        """Wait out, on `database`, every transaction that wrote players before its fence: LOCK TABLE players
         IN SHARE MODE twice (each waits for every earlier writer), ending what still blocks it."""
         ended = 0
-        with self._errors(ORIGIN, f"barrier for {home}"), self._connect(self.t.primary().dsn()) as conn:
+        cluster = self._cluster(database)
+        with self._errors(database, f"barrier for {home}"), self._connect(cluster.dsn()) as conn:
             fenced_at = conn.execute("SELECT now()").fetchone()[0]
             for _ in range(2):
-                for attempt in range(5):
+                for _attempt in range(5):
                     try:
                         with conn.transaction():
                             conn.execute(f"SET LOCAL lock_timeout = '{BARRIER_LOCK_TIMEOUT}'")
@@ -229,25 +231,32 @@ class LabHomeWriters:
                             "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
                             "AND xact_start < %s", (fenced_at,)).fetchone()[0]
                 else:
-                    raise TransientProviderError(f"{ORIGIN}: barrier for {home}: players stayed locked",
+                    raise TransientProviderError(f"{database}: barrier for {home}: players stayed locked",
                                                  where=WHERE)
-        return {"transactions_ended": int(ended)}
+        return {"transactions_ended": int(ended), "writable_until": time.time()}
 
     # ---- catch-up and promotion ------------------------------------------------------------------
 
     def marker_lsn(self) -> str:
-        """The origin's WAL position now (read after the barrier: every fenced-home write is below it)."""
+        """The origin's WAL position now (read after the barrier: every fenced-home write is below it),
+        flushed: one committed transaction id forces the flush, so the standby gets it at once instead
+        of after the WAL writer's next round (up to wal_writer_delay)."""
         with self._errors(ORIGIN, "marker LSN"), self._connect(self.t.primary().dsn()) as conn:
-            return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            marker = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            with conn.transaction():
+                conn.execute("SELECT pg_current_xact_id()")  # a commit record, flushed at commit
+            return marker
 
     def wait_replayed(self, region: str, lsn: str, timeout: float, checkpoint: CheckpointFn) -> None:
         home = self._home(region, "wait for replay")
-        with self._errors(region, f"wait for replay of {lsn}"):
-            def replayed() -> bool:
-                with self._connect(home.dsn()) as conn:
-                    return bool(conn.execute("SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                                             (lsn,)).fetchone()[0])
-            self._wait(replayed, f"{region}'s writer to replay {lsn}", timeout, checkpoint)
+        with self._errors(region, f"wait for replay of {lsn}"), self._connect(home.dsn()) as conn:
+            deadline = time.monotonic() + timeout
+            while not conn.execute("SELECT NOT pg_is_in_recovery() OR pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                   (lsn,)).fetchone()[0]:
+                checkpoint()
+                if time.monotonic() > deadline:
+                    raise TransientProviderError(f"{region}: {lsn} not replayed after {timeout:g} s", where=WHERE)
+                time.sleep(REPLAY_POLL_S)  # the home's writes are held meanwhile: poll closely
 
     def is_writer(self, region: str) -> bool:
         home = self._home(region, "is writer")
@@ -259,6 +268,7 @@ class LabHomeWriters:
     def promote(self, region: str) -> dict[str, Any]:
         """Promote the staged writer and confirm it left recovery; drop the origin's slot for it. Idempotent."""
         home = self._home(region, "promote")
+        promoting_from = time.time()  # it can take no write before this (a standby refuses every write)
         with self._errors(region, "promote"):
             with self._connect(home.dsn()) as conn:
                 if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
@@ -269,7 +279,7 @@ class LabHomeWriters:
                                         where=WHERE)
                 timeline = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
             self._drop_origin_slot(region)
-        return {"timeline": timeline}
+        return {"timeline": timeline, "promoting_from": promoting_from}
 
     # ---- the reverse stream ------------------------------------------------------------------------
 
@@ -288,25 +298,37 @@ class LabHomeWriters:
             return True, f"replica identity {'FULL' if ident == 'f' else '(' + ', '.join(columns) + ')'} covers home_region"
         return False, f"replica identity ({', '.join(columns) or 'nothing'}) lacks home_region"
 
-    def start_reverse_stream(self, region: str) -> dict[str, Any]:
-        """The home's rows streamed from its writer back to the origin; idempotent."""
+    def prepare_reverse_stream(self, region: str) -> dict[str, Any]:
+        """On the home's writer, the publication of its rows and the logical slot the origin will read:
+        from the slot on, the writer keeps every change for the origin (local, fast: done before routing
+        flips, while the home's writes are held). Idempotent."""
         home = self._home(region, "reverse stream")
         name = stream_name(region)
         ok, why = self.filter_in_replica_identity(region)
         if not ok:
             raise ProviderError(f"{region}: reverse stream: {why}", where=WHERE,
-                                hint="apply expand-schema's e008 (players' replica identity) first")
-        with self._errors(region, "reverse stream"):
-            with self._connect(home.dsn()) as conn:
-                if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone() is None:
-                    conn.execute(f"CREATE PUBLICATION {name} FOR TABLE players WHERE (home_region = '{region}')")
-            with self._connect(self.t.primary().dsn()) as conn:
-                if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
-                    source = (f"host=127.0.0.1 port={self.t.home_wan_port(SOURCE_REGION, region)} "
-                              f"user=postgres dbname={DATABASE} connect_timeout=10")
-                    conn.execute(f"CREATE SUBSCRIPTION {name} CONNECTION '{source}' PUBLICATION {name} "
-                                 "WITH (copy_data = false)")
-        return {"publication": name, "subscription": name}
+                                hint="apply expand-schema first (e005: players' replica identity)")
+        with self._errors(region, "reverse stream"), self._connect(home.dsn()) as conn:
+            if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone() is None:
+                conn.execute(f"CREATE PUBLICATION {name} FOR TABLE players WHERE (home_region = '{region}')")
+            slot = conn.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+                                (name,)).fetchone()
+            if slot is None:
+                slot = conn.execute("SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+                                    (name,)).fetchone()
+        return {"publication": name, "slot": name, "from_lsn": slot[0]}
+
+    def start_reverse_stream(self, region: str) -> dict[str, Any]:
+        """The home's rows streamed from its writer back to the origin, from the slot on; idempotent."""
+        prepared = self.prepare_reverse_stream(region)
+        name = stream_name(region)
+        with self._errors(region, "reverse stream"), self._connect(self.t.primary().dsn()) as conn:
+            if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
+                source = (f"host=127.0.0.1 port={self.t.home_wan_port(SOURCE_REGION, region)} "
+                          f"user=postgres dbname={DATABASE} connect_timeout=10")
+                conn.execute(f"CREATE SUBSCRIPTION {name} CONNECTION '{source}' PUBLICATION {name} "
+                             f"WITH (copy_data = false, create_slot = false, slot_name = '{name}')")
+        return {**prepared, "subscription": name}
 
     def reverse_stream(self, region: str) -> dict[str, Any] | None:
         """The stream's state (None when there is no subscription): whether it streams, and its lag in bytes."""
@@ -367,21 +389,31 @@ class LabHomeWriters:
 
     # ---- routing -----------------------------------------------------------------------------------
 
+    def _set_route(self, region: str, key: str, on: bool) -> None:
+        """`key` → the home writer's DSN as each region reaches it (direct at home, the WAN link elsewhere)
+        in every region's WRITERS_FILE, or removed; each file replaced atomically."""
+        home = self._home(region, "route writes")
+        for app_region in REGIONS:
+            path = self.t.writers_file(app_region)
+            routes = json.loads(path.read_text()) if path.exists() else {}
+            if on:
+                routes[key] = (home.dsn() if app_region == region
+                               else home.dsn(port=self.t.home_wan_port(app_region, region)))
+            else:
+                routes.pop(key, None)
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(json.dumps(routes, indent=2, sort_keys=True))
+            os.replace(tmp, path)
+
+    def warm_writes(self, region: str, on: bool) -> None:
+        """Every region's apps open connections to the home's future writer ahead of routing (or stop)."""
+        with self._errors(region, "warm writes"):
+            self._set_route(region, f"warm:{region}", on)
+
     def route_writes(self, region: str, to_home_writer: bool) -> None:
         """Every region's apps send `region`'s home writes to its own writer (or back to the origin)."""
-        home = self._home(region, "route writes")
         with self._errors(region, "route writes"):
-            for app_region in REGIONS:
-                path = self.t.writers_file(app_region)
-                routes = json.loads(path.read_text()) if path.exists() else {}
-                if to_home_writer:
-                    routes[region] = (home.dsn() if app_region == region
-                                      else home.dsn(port=self.t.home_wan_port(app_region, region)))
-                else:
-                    routes.pop(region, None)
-                tmp = path.with_name(path.name + ".tmp")
-                tmp.write_text(json.dumps(routes, indent=2, sort_keys=True))
-                os.replace(tmp, path)
+            self._set_route(region, region, to_home_writer)
 
     def writes_routed(self, region: str) -> dict[str, bool]:
         """app region → whether its app sends `region`'s home writes to the home writer."""
