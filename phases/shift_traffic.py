@@ -41,15 +41,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
-from migrate.phasekit.gates import GateResult, Thresholds, evaluate, summary
+from migrate.phasekit.bake import Bake
+from migrate.phasekit.bake import bake_and_gate as bake_and_gate_loop
+from migrate.phasekit.gates import GateResult, Thresholds
 from migrate.phasekit.checks import geography_routing, lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
-from migrate.errors import MigrateError, ProviderError, VerifyFailed
+from migrate.errors import ProviderError, VerifyFailed
 from migrate.providers.protocols import ApiEndpoint
 from migrate.providers.traffic import (
-    Measurements,
     Routing,
     TrafficDns,
     TrafficMetrics,
@@ -57,7 +58,6 @@ from migrate.providers.traffic import (
 )
 
 SCALE = 100  # weights of the source and the target add up to this: a weight reads as a percent
-TICK_SECONDS = 0.2  # how often a bake checks for operator requests (checkpoints must come every ~0.5 s)
 
 
 def split(percent: float) -> tuple[int, int]:
@@ -157,108 +157,24 @@ def _window_plan(t: Target, routing: Routing) -> WindowPlan:
                       routes=routes)
 
 
-def _errors(m: Measurements | None) -> int:
-    """5xx counted in a window (the error burst a failing step caused is the sum over its bake)."""
-    return sum(r.errors or 0 for r in m.regions) if m is not None else 0
-
-
-def _fail(ctx: StepContext, result: GateResult, label: str, revert: Callable[[], str], changed_at: float,
-          extra: dict[str, Any]) -> NoReturn:
-    """Put routing back to the last passed step at once, journal the gate with the revert, raise."""
-    detected = time.monotonic()
-    try:
-        state = revert()
-    except MigrateError as exc:
-        ctx.record_gate({**result.to_json(), **extra, "at": label,
-                         "action": f"revert FAILED: {exc.one_line()}",
-                         "detected_after_seconds": round(detected - changed_at, 3)})
-        raise ProviderError(f"gate failed at {label} ({result.reason}) and putting traffic back failed: "
-                            f"{exc.one_line()}",
-                            hint=f"roll back now: `migrate phase rollback shift-traffic --region {ctx.target.region}`",
-                            details={"gate": result.to_json()}) from exc
-    reverted = time.monotonic()
-    record = {**result.to_json(), **extra, "at": label, "action": f"reverted: {state}",
-              "detected_after_seconds": round(detected - changed_at, 3),
-              "revert_seconds": round(reverted - detected, 3)}
-    ctx.record_gate(record)
-    ctx.progress(0, None, f"gate FAILED at {label}: {result.reason} — {state}")
-    raise VerifyFailed(
-        f"gate failed at {label}: {result.reason}; {state} (in {reverted - detected:.2f} s)",
-        hint="find the cause (see the gate in `migrate status`/`migrate history`), then run the phase again to "
-             "retry from the last passed step, or roll it back: "
-             f"`migrate phase rollback shift-traffic --region {ctx.target.region}`",
-        details={"gate": record})
-
-
 def bake_and_gate(ctx: StepContext, label: str, position: _Position, revert: Callable[[], str]) -> GateResult:
-    """Bake the routing now in Route 53 and gate it; returns the passing result (see the module docstring)."""
+    """Bake the routing now in Route 53 and gate it (migrate/phasekit/bake.py): the first record TTL is the
+    settling window; a failure puts routing back to the last passed step at once; returns the pass."""
     t = ctx.target
     dns, metrics = _dns(t), _metrics(t)
-    thresholds = Thresholds.from_spec(t.spec.gates)
-    bake = float(t.env.timings.bake_seconds)
-    poll = float(t.env.timings.poll_interval_seconds)
-    ttl = float(dns.record_ttl())
-    settle_for = min(ttl, bake)
-    last_note = "no gate yet"
-    while True:
-        changed_at = time.monotonic()
+
+    def where() -> str:
         routing = dns.routing()
-        plan = _window_plan(t, routing)
-        extra: dict[str, Any] = {"routing": routing.to_json()}
-        where = f"{_geography(t)} pool: " + (_weights_text(routing.weights) if routing.mode != "latency"
-                                              else "latency records " + ", ".join(routing.latency))
-        settle = metrics.open_window(plan)
-        gate = None
-        settled: Measurements | None = None
-        last_interim = 0.0
-        try:
-            while True:
-                now = time.monotonic()
-                elapsed = now - changed_at
-                if gate is None and elapsed >= settle_for:
-                    settled = settle.measurements()
-                    early = evaluate(settled, thresholds)
-                    settle.close()
-                    if early.failed:
-                        _fail(ctx, early, label, revert, changed_at,
-                              {**extra, "window": "settling (first TTL)", "errors_during_bake": _errors(settled)})
-                    gate = metrics.open_window(plan)
-                if elapsed >= bake:
-                    break
-                current = gate or settle
-                current.sample()
-                if now - last_interim >= poll:
-                    last_interim = now
-                    so_far = current.measurements()
-                    interim = evaluate(so_far, thresholds)
-                    if interim.failed:
-                        _fail(ctx, interim, label, revert, changed_at,
-                              {**extra, "window": "gate (interim)" if gate else "settling (first TTL)",
-                               "errors_during_bake": _errors(settled) + _errors(so_far)})
-                    last_note = f"{'gate' if gate else 'settling'} so far: {summary(interim.values)}"
-                ctx.progress(int(position.index * bake + elapsed), int(position.count * bake),
-                             f"{label} · {where} · gate in {max(0.0, bake - elapsed):.0f} s · {last_note}")
-                ctx.checkpoint()
-                time.sleep(TICK_SECONDS)
-            result = evaluate((gate or settle).measurements(), thresholds)  # no gate window: bake ≤ TTL
-        finally:
-            settle.close()
-            if gate is not None:
-                gate.close()
-        extra["errors_during_bake"] = _errors(settled) + result.values["errors"]
-        if result.failed:
-            _fail(ctx, result, label, revert, changed_at, {**extra, "window": "gate"})
-        if result.passed:
-            ctx.record_gate({**result.to_json(), **extra, "at": label, "action": "continue"})
-            ctx.progress(int((position.index + 1) * bake), int(position.count * bake),
-                         f"{label} passed: {result.reason}")
-            return result
-        ctx.record_gate({**result.to_json(), **extra, "at": label, "action": "held for a human"})
-        ctx.progress(int((position.index + 1) * bake), int(position.count * bake),
-                     f"{label} INCONCLUSIVE: {result.reason}")
-        ctx.hold_for_human(f"gate inconclusive at {label}: {result.reason}. `migrate resume` bakes and "
-                           f"evaluates again; `migrate abort` puts traffic back")
-        last_note = "re-baking after an inconclusive gate"
+        return f"{_geography(t)} pool: " + (_weights_text(routing.weights) if routing.mode != "latency"
+                                             else "latency records " + ", ".join(routing.latency))
+
+    return bake_and_gate_loop(ctx, Bake(
+        label=label, index=position.index, count=position.count,
+        bake_seconds=float(t.env.timings.bake_seconds), settle_seconds=float(dns.record_ttl()),
+        poll_seconds=float(t.env.timings.poll_interval_seconds), thresholds=Thresholds.from_spec(t.spec.gates),
+        open_window=lambda: metrics.open_window(_window_plan(t, dns.routing())), revert=revert,
+        rollback_command=f"migrate phase rollback shift-traffic --region {t.region}", describe=where,
+        journal_extra=lambda: {"routing": dns.routing().to_json()}))
 
 
 # --- steps --------------------------------------------------------------------------------------

@@ -209,10 +209,13 @@ class PgCluster:
                                                                "local all all trust\n")
 
     def write_settings(self, settings: dict[str, str], filename: str = "lab.conf") -> None:
-        """(Re)write the per-node settings file, included from postgresql.auto.conf's sibling."""
+        """(Re)write a settings file included from postgresql.conf: `lab.conf`, the node's own (its port
+        is always written there), or another (e.g. `fence.conf`), which holds only what it is given —
+        a copy made by pg_basebackup carries every file, so a port anywhere else would start the copy
+        on its source's port."""
+        port = f"port = {self.port}\n" if filename == "lab.conf" else ""
         self._write_as_postgres(self.datadir / filename,
-                                "".join(f"{k} = {v}\n" for k, v in settings.items())
-                                + f"port = {self.port}\n")
+                                "".join(f"{k} = {v}\n" for k, v in settings.items()) + port)
         main = self.datadir / "postgresql.conf"
         text = main.read_text()
         line = f"include_if_exists = '{filename}'\n"
