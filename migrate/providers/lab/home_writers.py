@@ -44,6 +44,7 @@ FENCE_FILE = "fence.conf"
 DATABASE = "postgres"  # the lab's players live in the default database
 BARRIER_LOCK_TIMEOUT = "2s"
 REPLAY_POLL_S = 0.01
+STAGE_CATCH_UP_S = 600.0  # a freshly copied standby replaying what was written during its copy
 
 
 def slot_name(region: str) -> str:
@@ -132,6 +133,12 @@ class LabHomeWriters:
                 progress(total, total)
             if not home.is_running():
                 home.start()
+        # Caught up before the fence, not after it: a standby just started still connects through the
+        # link and replays what it missed (≈ 0.5 s in the lab), time the home's held writes would wait.
+        if not self.is_writer(region):
+            with self._errors(region, "stage writer"), self._connect(self.t.primary().dsn()) as conn:
+                now = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+            self.wait_replayed(region, now, STAGE_CATCH_UP_S, checkpoint)
         return {"datadir": str(home.datadir), "port": home.port, "slot": slot, "reused": reused}
 
     @staticmethod
