@@ -16,9 +16,10 @@ Rollback is refused once the first revision that removes anything has been start
 (a v1 app's safety net) cannot be put back by the tool while v2 apps write without it. The runbook
 (runbooks/contract-schema.md) gives the restore path.
 
-Not here yet: deleting, after the cutovers have soaked, the rows each home shard no longer owns.
-Home shards and their ownership map arrive with cutover (issue 11); until a cutover has run every
-row belongs to the one writer and there is nothing to delete."""
+Not here yet: deleting, after the cutovers have soaked, the rows each home shard no longer owns. The
+origin's copy of a cut-over home is, until then, both the cutover's way back (the reverse stream) and
+what the other regions read that home from; it can go only once the new shard has its own
+secondaries in those regions (issue 11)."""
 
 from __future__ import annotations
 
