@@ -35,16 +35,28 @@ def reachable_tmpdir(prefix: str) -> Path:
     return path
 
 
+@contextlib.contextmanager
+def a_pg_server(prefix: str = "migrate-test-pg-", *, passwords: bool = False):
+    """A real PostgreSQL server in a throwaway folder (TCP logins need a password when `passwords`);
+    stopped and removed at the end."""
+    root = reachable_tmpdir(prefix)
+    cluster = PgCluster(root / "pg", free_port())
+    cluster.init()
+    if passwords:
+        cluster.require_passwords()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def pg_server():
     """One real PostgreSQL server for the whole test session."""
-    root = reachable_tmpdir("migrate-test-pg-")
-    cluster = PgCluster(root / "pg", free_port())
-    cluster.init()
-    cluster.start()
-    yield cluster
-    cluster.destroy()
-    shutil.rmtree(root, ignore_errors=True)
+    with a_pg_server() as cluster:
+        yield cluster
 
 
 @pytest.fixture

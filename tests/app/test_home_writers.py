@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 
@@ -16,10 +15,9 @@ import psycopg
 import pytest
 
 from app.db import upgrade
-from migrate.lab.pg import PgCluster, free_port
 from tests.app.conftest import AP, US, login, seed, set_fence, wait_until_fence_reads
 from tests.app.test_write_hold import metric
-from tests.conftest import reachable_tmpdir
+from tests.conftest import a_pg_server
 
 pytestmark = pytest.mark.lab
 
@@ -28,13 +26,8 @@ TOKYO_PLAYER, VIRGINIA_PLAYER = 22, 1
 
 @pytest.fixture(scope="module")
 def second_server():
-    root = reachable_tmpdir("migrate-test-home-writer-")
-    cluster = PgCluster(root / "pg", free_port())
-    cluster.init()
-    cluster.start()
-    yield cluster
-    cluster.destroy()
-    shutil.rmtree(root, ignore_errors=True)
+    with a_pg_server("migrate-test-home-writer-") as cluster:
+        yield cluster
 
 
 @pytest.fixture

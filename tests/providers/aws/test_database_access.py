@@ -7,16 +7,14 @@ handed to DatabaseAccess here directly (in production AwsGlobalDatabase.writer_a
 from __future__ import annotations
 
 import json
-import shutil
 
 import psycopg
 import pytest
 
 from migrate.errors import ProviderError, TransientProviderError
-from migrate.lab.pg import PgCluster, free_port
 from migrate.providers.aws.database_access import DatabaseAccess
 from migrate.providers.aws.database_secret import read_database_secret
-from tests.conftest import reachable_tmpdir
+from tests.conftest import a_pg_server
 
 from .conftest import SOURCE
 
@@ -27,18 +25,12 @@ PASSWORD = "s3cret-Correct-Horse"
 @pytest.fixture(scope="module")
 def password_pg():
     """A PostgreSQL that refuses TCP connections without a password; role `migrator` has one."""
-    root = reachable_tmpdir("migrate-test-pw-")
-    cluster = PgCluster(root / "pg", free_port())
-    cluster.init()
-    cluster.require_passwords()
-    cluster.start()
-    local = f"host={cluster.datadir} port={cluster.port} user=postgres dbname=postgres"
-    with psycopg.connect(local, autocommit=True) as conn:
-        conn.execute(f"CREATE ROLE migrator LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-        conn.execute("CREATE DATABASE game OWNER migrator")
-    yield cluster
-    cluster.destroy()
-    shutil.rmtree(root, ignore_errors=True)
+    with a_pg_server("migrate-test-pw-", passwords=True) as cluster:
+        local = f"host={cluster.datadir} port={cluster.port} user=postgres dbname=postgres"
+        with psycopg.connect(local, autocommit=True) as conn:
+            conn.execute(f"CREATE ROLE migrator LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
+            conn.execute("CREATE DATABASE game OWNER migrator")
+        yield cluster
 
 
 def put_secret(aws, value) -> None:
