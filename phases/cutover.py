@@ -301,11 +301,6 @@ def _origin_reachable(t: Target) -> CheckResult:
     return CheckResult("origin-reachable", facts.reachable, facts.detail, "bring the origin back first")
 
 
-def _not_cut_over_elsewhere(t: Target) -> CheckResult:
-    fenced = _hw(t).fenced(ORIGIN) - {t.region}
-    return CheckResult("origin-fences", True, f"origin fenced for: {', '.join(sorted(fenced)) or 'no other home'}")
-
-
 class Cutover:
     """cutover: the region becomes the writer of the players it homes."""
 
@@ -322,7 +317,6 @@ class Cutover:
                   "run expand-schema", _expand_done),
             Check("no-schema-change-in-flight", "no schema phase is running", "wait", _no_schema_change),
             Check("origin-reachable", "the origin (today's writer) answers", "bring it back", _origin_reachable),
-            Check("origin-fences", "which homes the origin refuses already (other cutovers)", "none", _not_cut_over_elsewhere),
         ]
 
     def steps(self, target: Target) -> list:

@@ -127,6 +127,24 @@ class _StderrProgress(threading.Thread):
             self.tail.append(line.decode(errors="replace").strip())
 
 
+@contextlib.contextmanager
+def lab_errors(prefix: str, where: str) -> Iterator[None]:
+    """Turn vendor failures into the project's errors, one line starting with `prefix` (region and
+    operation); connection trouble and timeouts are transient. Shared by the lab's database adapters."""
+    try:
+        yield
+    except LabError as exc:  # other project errors (an abort from a checkpoint) pass untouched
+        raise ProviderError(f"{prefix}: {exc.message}", hint=exc.hint, where=where) from exc
+    except psycopg.OperationalError as exc:
+        raise TransientProviderError(f"{prefix}: {_one_line(exc)}", where=where) from exc
+    except psycopg.Error as exc:
+        raise ProviderError(f"{prefix}: {_one_line(exc)}", where=where) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise TransientProviderError(f"{prefix}: {_one_line(exc)}", where=where) from exc
+    except OSError as exc:
+        raise ProviderError(f"{prefix}: {_one_line(exc)}", where=where) from exc
+
+
 class LabGlobalDatabase:
     """GlobalDatabase on the lab's PostgreSQL processes (see the module docstring)."""
 
@@ -169,22 +187,8 @@ class LabGlobalDatabase:
     def _writer_conn(self) -> psycopg.Connection:
         return self._connect(self._writer().dsn())
 
-    @contextlib.contextmanager
-    def _errors(self, region: str, operation: str) -> Iterator[None]:
-        """Turn vendor failures into the project's errors, one line naming region and operation."""
-        prefix = f"{region}: {operation}"
-        try:
-            yield
-        except LabError as exc:  # other project errors (an abort from a checkpoint) pass untouched
-            raise ProviderError(f"{prefix}: {exc.message}", hint=exc.hint, where=WHERE) from exc
-        except psycopg.OperationalError as exc:
-            raise TransientProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
-        except psycopg.Error as exc:
-            raise ProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
-        except subprocess.TimeoutExpired as exc:
-            raise TransientProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
-        except OSError as exc:
-            raise ProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
+    def _errors(self, region: str, operation: str):
+        return lab_errors(f"{region}: {operation}", WHERE)
 
     def _region_lock(self, region: str) -> threading.Lock:
         with self._locks_guard:

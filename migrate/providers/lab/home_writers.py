@@ -27,15 +27,14 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 
-from migrate.errors import LabError, ProviderError, TransientProviderError
+from migrate.errors import ProviderError, TransientProviderError
 from migrate.lab.pg import PgCluster, ensure_reachable_by_postgres, give_to_postgres
 from migrate.lab.topology import HOME_WRITER_REGIONS, REGIONS, SOURCE_REGION, LabTopology
-from migrate.providers.lab.global_database import LabGlobalDatabase, _kill_basebackups_into, _one_line
+from migrate.providers.lab.global_database import LabGlobalDatabase, _kill_basebackups_into, lab_errors
 from migrate.providers.protocols import CheckpointFn, ProgressFn
 
 WHERE = "lab home writers"
@@ -77,19 +76,8 @@ class LabHomeWriters:
     def _connect(dsn: str) -> psycopg.Connection:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
 
-    @contextlib.contextmanager
-    def _errors(self, region: str, operation: str) -> Iterator[None]:
-        prefix = f"{region}: {operation}"
-        try:
-            yield
-        except LabError as exc:
-            raise ProviderError(f"{prefix}: {exc.message}", hint=exc.hint, where=WHERE) from exc
-        except psycopg.OperationalError as exc:
-            raise TransientProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
-        except psycopg.Error as exc:
-            raise ProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
-        except OSError as exc:
-            raise ProviderError(f"{prefix}: {_one_line(exc)}", where=WHERE) from exc
+    def _errors(self, region: str, operation: str):
+        return lab_errors(f"{region}: {operation}", WHERE)
 
     def _wait(self, condition, what: str, timeout: float, checkpoint: CheckpointFn | None = None) -> None:
         deadline = time.monotonic() + timeout
