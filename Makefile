@@ -6,7 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: setup check-tools test demo bench clean
 
-CHECKOV := $(VENV)/checkov/bin/checkov
+# Beside .venv, not inside it: `make -j2` creates both at once, and python -m venv racing on a shared
+# parent directory fails with 'File exists' (a clean clone's CI, session 5).
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +19,9 @@ $(STAMP): pyproject.toml
 
 # checkov pins old boto3/packaging and ships a clashing hcl2 package: it gets a virtualenv of its own.
 $(CHECKOV):
-	$(PYTHON) -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/pip install --quiet --upgrade pip
-	$(VENV)/checkov/bin/pip install --quiet 'checkov==3.3.30'
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.30'
 
 check-tools:
 	@bash scripts/check-tools.sh
@@ -48,4 +51,4 @@ bench: setup
 
 clean:
 	-$(BIN)/migrate lab down 2>/dev/null
-	rm -rf $(VENV) .migrate .lab
+	rm -rf $(VENV) $(CHECKOV_VENV) .migrate .lab

@@ -34,11 +34,11 @@ refcheck = _load_refcheck()
 
 
 def find_checkov() -> str | None:
-    """The checkov executable: $CHECKOV, then the isolated tool venv at .venv/checkov (checkov pins
+    """The checkov executable: $CHECKOV, then the isolated tool venv at .venv-checkov (checkov pins
     old boto3/packaging and ships its own `hcl2` package, so it cannot share the project's venv),
     then next to this interpreter, then PATH."""
     candidates = [os.environ.get("CHECKOV"),
-                  str(REPO / ".venv" / "checkov" / "bin" / "checkov"),
+                  str(REPO / ".venv-checkov" / "bin" / "checkov"),
                   str(Path(sys.executable).parent / "checkov"),
                   shutil.which("checkov")]
     for candidate in candidates:
@@ -53,8 +53,8 @@ def checkov_report() -> dict:
     its terraform report (summary + results) parsed from JSON."""
     checkov = find_checkov()
     if checkov is None:
-        pytest.fail("checkov is not installed: `python3 -m venv .venv/checkov && "
-                    ".venv/checkov/bin/pip install checkov` (or set CHECKOV=/path/to/checkov)")
+        pytest.fail("checkov is not installed: `python3 -m venv .venv-checkov && "
+                    ".venv-checkov/bin/pip install checkov` (or set CHECKOV=/path/to/checkov)")
     command = [checkov, "--directory", str(TERRAFORM), "--framework", "terraform", "--compact",
                "--skip-download", "--output", "json"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
