@@ -358,9 +358,9 @@ class Spec(BaseModel):
         return next(r for r, spec in self.regions.items() if spec.writer)
 
     @property
-    def cutover_region(self) -> str | None:
-        """The region the writer moves to at cutover (ap-northeast-1)."""
-        return next((e.region for e in self.phases if e.phase == "cutover"), None)
+    def cutover_regions(self) -> list[str]:
+        """The regions that become writers of the players they home, in programme order (Tokyo first)."""
+        return [e.region for e in self.phases if e.phase == "cutover" and e.region is not None]
 
     def region(self, name: str) -> RegionSpec:
         """The region called `name`; UnknownRegion with the known names if there is none."""
@@ -674,26 +674,23 @@ def _check_programme(doc: SpecDocument, lines: dict[Loc, int]) -> list[Issue]:
         position[key], where[key] = index, loc
         by_phase.setdefault(phase, []).append(index)
 
-    for phase in ("cutover", *GLOBAL_PHASES):
+    for phase in GLOBAL_PHASES:
         if len(by_phase.get(phase, [])) > 1:
             first, second = by_phase[phase][:2]
             issues.append((flat[second][0], f"{phase} appears more than once "
                            f"(also at {dotted(flat[first][0])}, line {line_of(lines, flat[first][0])})",
-                           "it runs once for the whole migration"
-                           + ("; the writer moves to one region" if phase == "cutover" else "")))
+                           "it runs once for the whole migration"))
 
     if issues:  # a wrong entry would also show up as a missing phase or a wrong order: stop here
         return issues
-    missing = [(p, t) for t in targets for p in REGIONAL_PHASES if (p, t) not in position]
-    missing += [(p, None) for p in ("expand-schema", "cutover", "contract-schema")
-                if p not in by_phase]
+    # Every target region ends as the writer of the players it homes (DESIGN §2): each has its cutover.
+    missing = [(p, t) for t in targets for p in (*REGIONAL_PHASES, "cutover") if (p, t) not in position]
+    missing += [(p, None) for p in GLOBAL_PHASES if p not in by_phase]
     for phase, region in missing:
         example = f'{{phase = "{phase}"' + (f', region = "{region}"}}' if region else "}")
-        if phase == "cutover":
-            example = f'{{phase = "cutover", region = "{targets[0] if targets else "ap-northeast-1"}"}}'
         issues.append((("quarters",), f"the programme lacks {label(phase, region)}",
                        f"add {example} to a quarter: every target region goes through "
-                       f"{', '.join(REGIONAL_PHASES)}, and expand-schema, cutover and "
+                       f"{', '.join(REGIONAL_PHASES)} and cutover; expand-schema and "
                        "contract-schema run once"))
 
     for region in targets:
@@ -704,19 +701,29 @@ def _check_programme(doc: SpecDocument, lines: dict[Loc, int]) -> list[Issue]:
                     issues.append((where[b], f"{later} for {region} comes before {earlier}",
                                    f"move it after {at(a)}: a region goes "
                                    + " → ".join(REGIONAL_PHASES)))
-    cutover = next(((p, r) for (p, r) in position if p == "cutover"), None)
-    if cutover is not None:
-        attach = ("attach-secondary", cutover[1])
-        if attach in position and position[cutover] < position[attach]:
-            issues.append((where[cutover], f"cutover to {cutover[1]} comes before "
-                           f"attach-secondary for {cutover[1]}",
-                           f"move it after {at(attach)}: the writer can only move to a region "
-                           "that holds a caught-up replica"))
     expand, contract = ("expand-schema", None), ("contract-schema", None)
     if expand in position and contract in position and position[contract] < position[expand]:
         issues.append((where[contract], "contract-schema comes before expand-schema",
                        f"move it after {at(expand)}: contract removes what expand made redundant, "
                        "and it is the point of no return"))
+    contract_first = contract in position and expand in position and position[contract] < position[expand]
+    for cutover in sorted((k for k in position if k[0] == "cutover"), key=position.get):
+        region = cutover[1]
+        needs = [(("attach-secondary", region), "the writer can only move to a region that holds a "
+                  "caught-up replica"),
+                 (("shift-traffic", region), f"{region}'s own players must be served there before its "
+                  "writes move (their writes would cross the ocean twice)"),
+                 (expand, "the fence, the home epoch and the replica identity the cutover relies on "
+                  "come from expand-schema")]
+        for before, why in needs:
+            if before in position and position[cutover] < position[before]:
+                issues.append((where[cutover], f"cutover to {region} comes before {label(*before)}",
+                               f"move it after {at(before)}: {why}"))
+                break
+        if contract in position and position[contract] < position[cutover] and not contract_first:
+            issues.append((where[contract], f"contract-schema comes before cutover to {region}",
+                           f"move it after {at(cutover)}: contract deletes the rows each shard no "
+                           "longer owns, once every cutover has soaked"))
     return issues
 
 

@@ -17,6 +17,8 @@ Steps, each journaled and resumable:
 7. reverse-stream: the origin subscribes, reading from the slot (no initial copy): it keeps a current
    copy of the home. After routing on purpose: creating it crosses the WAN (≈ 1 s in the lab), which
    players held by the fence would otherwise wait for.
+8. rehome: the region serves its home's players (score submits, tickets: HOME_ROUTING), and their
+   leaderboard entries and tickets move from us-east-1's Redis to the region's, none lost or doubled.
 
 Exactly one database accepts a home's writes at any moment: the origin until its fence (step 2), the
 new writer only after promotion and never for another home (it is fenced for them before it starts).
@@ -27,8 +29,9 @@ unfencing the origin (held writes land there); then the stream is dropped, the p
 forks from the origin for good: going back is the reverse stream, never physical), the origin's fence
 lifted. `migrate abort` during the fence (steps 2-4) rolls back the same way: nothing was routed yet.
 
-Not in this phase yet (issue 11): re-homing sessions, leaderboard entries and tickets to the region's
-Redis; secondaries of the new shard in the other regions (their reads of this home come from the
+Not in this phase yet (issue 11): bumping the players' home epoch (a planned cutover keeps their home
+region, and the fence already stops the origin; the epoch matters when a lost home is taken over,
+issue 12); secondaries of the new shard in the other regions (their reads of this home come from the
 origin's copy meanwhile, kept current by the reverse stream); the AWS adapter."""
 
 from __future__ import annotations
@@ -38,14 +41,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from migrate.errors import ProviderError, VerifyFailed
-from migrate.names import REGIONS
+from migrate.names import REGIONS, SOURCE_REGION
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.phasekit.schema_steps import reached, schema_of
-from migrate.providers.protocols import HomeWriters
+from migrate.providers.protocols import HomeServing, HomeWriters
 
 ORIGIN = "origin"
 FENCE_REVISION = "e006_write_fence"  # the trigger the fences rely on
 IDENTITY_REVISION = "e005_players_home_index"  # players' replica identity covers home_region
+
+
+def _hs(target: Target) -> HomeServing:
+    hs = target.providers.home_serving
+    if hs is None:
+        raise ProviderError(f"the {target.env.kind} environment has no home-serving adapter yet",
+                            hint="cutover runs in the lab so far (issue 11: the AWS adapter)")
+    return hs
 
 
 def _hw(target: Target) -> HomeWriters:
@@ -274,6 +285,43 @@ class RouteWrites:
         ctx.checkpoint()
 
 
+@dataclass(frozen=True)
+class Rehome:
+    id: str = "rehome"
+    title: str = "Re-home the players: the region serves their scores and tickets; their cache state moves there"
+
+    def describe(self, target: Target) -> list[str]:
+        return [f"HOME_ROUTING {target.region} → {target.region} in every region's apps (their score submits and "
+                f"tickets go there; {SOURCE_REGION} answers 409 wrong_region, which the client follows)",
+                f"move the home's leaderboard entries (copy with ZADD LT, then compare-and-delete) and tickets "
+                f"(waiting ones keep id and mode) from {SOURCE_REGION}'s Redis to {target.region}'s, repeated "
+                f"until {SOURCE_REGION} holds none"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return [f"HOME_ROUTING {target.region} → {SOURCE_REGION}; move the entries and tickets back"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        hs, region = _hs(ctx.target), ctx.target.region
+        hs.serve(region, region)
+        ctx.checkpoint()  # served by the region, its state not moved yet: a real crash point
+        return {"moved": hs.move_state(region, SOURCE_REGION, region)}
+
+    def verify(self, ctx: StepContext) -> None:
+        hs, region = _hs(ctx.target), ctx.target.region
+        if hs.serving(region) != region:
+            raise VerifyFailed(f"{region}'s players are served by {hs.serving(region)}")
+        left = hs.state_counts(region, SOURCE_REGION)
+        if any(left.values()):
+            raise VerifyFailed(f"{SOURCE_REGION}'s cache still holds {region}'s {left}")
+
+    def undo(self, ctx: StepContext) -> None:
+        hs, region = _hs(ctx.target), ctx.target.region
+        hs.serve(region, SOURCE_REGION)
+        ctx.checkpoint()
+        hs.move_state(region, region, SOURCE_REGION)
+        ctx.checkpoint()
+
+
 # --- checks -------------------------------------------------------------------------------------
 def _expand_done(t: Target) -> CheckResult:
     journal = getattr(t, "journal", None)
@@ -294,6 +342,15 @@ def _no_schema_change(t: Target) -> CheckResult:
     return CheckResult("no-schema-change-in-flight", not busy,
                        "no schema phase in flight" if not busy else f"{', '.join(busy)} in flight",
                        "let it finish (or roll it back) first")
+
+
+def _region_serves(t: Target) -> CheckResult:
+    runtime = t.providers.runtime
+    ready = runtime is not None and runtime.cache_ready(t.region)
+    return CheckResult("region-cache-ready", ready,
+                       f"{t.region}'s cache answers" if ready else f"{t.region} has no cache that answers",
+                       f"run `migrate phase run stand-up-region --region {t.region}` first: the home's "
+                       "leaderboard entries and tickets move there")
 
 
 def _origin_reachable(t: Target) -> CheckResult:
@@ -317,10 +374,13 @@ class Cutover:
                   "run expand-schema", _expand_done),
             Check("no-schema-change-in-flight", "no schema phase is running", "wait", _no_schema_change),
             Check("origin-reachable", "the origin (today's writer) answers", "bring it back", _origin_reachable),
+            Check("region-cache-ready", "the region's cache answers (re-home moves the home's state there)",
+                  "stand the region up", _region_serves),
         ]
 
     def steps(self, target: Target) -> list:
-        return [StageWriter(), FenceOrigin(), CatchUp(), Promote(), ReverseSlot(), RouteWrites(), ReverseStream()]
+        return [StageWriter(), FenceOrigin(), CatchUp(), Promote(), ReverseSlot(), RouteWrites(), ReverseStream(),
+                Rehome()]
 
     def verify(self, target: Target) -> list[Check]:
         def one_writer(t: Target) -> CheckResult:

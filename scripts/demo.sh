@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo: the "before" world with 1M players under live player traffic; the whole programme's
-# plan; stand up and attach Tokyo and Frankfurt while players play; shadow APAC's reads to Tokyo and
-# shift APAC's players to Tokyo step by step with gates; expand the schema; APAC p95 before and after,
-# measured in this run; lost-write check; roll Frankfurt's secondary back.
+# plan; stand up and attach Tokyo and Frankfurt while players play; shadow and shift APAC's players to
+# Tokyo with gates; expand the schema; cut Tokyo over (it writes the players it homes); shadow, shift and
+# cut over Frankfurt; p95 per geography before, during every phase and after each cutover, the players'
+# longest stall during each cutover, and the lost-write check, all from this run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=".venv/bin/migrate"
@@ -32,11 +33,22 @@ echo "… (full plan with every action, check and rollback in .migrate/plan.md, 
 say "Baseline: players at the 60/25/15 mix, all served by us-east-1 (20 s at $RATE req/s)"
 $M lab load --duration 20 --rate "$RATE" --out .migrate/load-baseline.json
 
-say "Players keep playing in the background while the regions are built and APAC shifts"
-$M lab load --duration 900 --rate "$RATE" --out .migrate/load-during.json > .migrate/load-during.txt 2>&1 &
-LOAD_PID=$!
-trap 'kill -TERM $LOAD_PID 2>/dev/null || true' EXIT
-sleep 3
+say "Players keep playing in the background while the regions are built, APAC shifts and Tokyo cuts over"
+start_load() {  # $1: name; players in the background at the same rate, until stop_load
+  $M lab load --duration 3600 --rate "$RATE" --out ".migrate/load-$1.json" > ".migrate/load-$1.txt" 2>&1 &
+  LOAD_PID=$!
+  trap 'kill -TERM $LOAD_PID 2>/dev/null || true' EXIT
+  sleep 3
+}
+stop_load() {  # $1: name; stops the background players and checks every acknowledged write
+  kill -TERM "$LOAD_PID"
+  wait "$LOAD_PID" && rc=0 || rc=$?
+  trap - EXIT
+  cat ".migrate/load-$1.txt"
+  [ "$rc" -eq 0 ] || LOAD_RC=$rc
+}
+LOAD_RC=0
+start_load during-tokyo
 
 say "Dry run of stand-up-region for Tokyo (plan + read-only preflight + rehearsal)"
 $M phase run stand-up-region --region ap-northeast-1 --dry-run || [ $? -eq 2 ]
@@ -54,66 +66,60 @@ $M phase run attach-secondary --region ap-northeast-1 --yes
 say "Shadow traffic for Tokyo: mirror a sample of APAC reads, three-way diff (primary, primary again, Tokyo)"
 $M phase run shadow-traffic --region ap-northeast-1 --yes
 
-say "Shift APAC to Tokyo: APAC's pool 1 → 5 → 25 → 50 %, bake + gate after each, then latency records"
+say "Shift APAC to Tokyo: APAC's pool 1 → 5 → 25 → 50 → 100 %, bake + gate after each, then latency records"
 $M phase run shift-traffic --region ap-northeast-1 --yes
 
 say "Expand the schema for home-region writers while players play (squawk-linted, one revision at a time, then the handle backfill, paused while a secondary lags)"
 $M phase run expand-schema --dry-run || [ $? -eq 2 ]
 $M phase run expand-schema --yes
 
+say "Cut Tokyo over: it becomes the writer of the players it homes (stage, fence, barrier, marker, promote, reverse stream, route, re-home); their writes are held, not failed, meanwhile"
+$M phase run cutover --region ap-northeast-1 --dry-run || [ $? -eq 2 ]
+$M phase run cutover --region ap-northeast-1 --yes
+
 say "Status: phases, last gates, replication lag, routing per geography, app generation per region"
 $M status
 
-say "Stop the background players and check every acknowledged write against the database"
-kill -TERM "$LOAD_PID"
-wait "$LOAD_PID" && LOAD_RC=0 || LOAD_RC=$?
-trap - EXIT
-cat .migrate/load-during.txt
+say "Stop the background players and check every acknowledged write against the databases"
+stop_load during-tokyo
 
-say "After the shift: the same players at the same rate, APAC now answered by Tokyo (20 s at $RATE req/s)"
-$M lab load --duration 20 --rate "$RATE" --out .migrate/load-after.json
+say "After Tokyo's cutover: the same players at the same rate, APAC read and written in Tokyo (20 s at $RATE req/s)"
+$M lab load --duration 20 --rate "$RATE" --out .migrate/load-after-tokyo.json
 
-say "Roll back eu-central-1's secondary"
-$M phase rollback attach-secondary --region eu-central-1
+say "Frankfurt, while players play: shadow EU's reads, shift EU's players, cut Frankfurt over"
+start_load during-frankfurt
+$M phase run shadow-traffic --region eu-central-1 --yes
+$M phase run shift-traffic --region eu-central-1 --yes
+$M phase run cutover --region eu-central-1 --yes
+stop_load during-frankfurt
+
+say "After Frankfurt's cutover: every region writes the players it homes (20 s at $RATE req/s)"
+$M lab load --duration 20 --rate "$RATE" --out .migrate/load-after-frankfurt.json
+
+say "Status and the journal (last 12 events)"
 $M status
-
-say "Journal (last 12 events)"
 $M history --limit 12
 
-say "What happened"
-.venv/bin/python - <<'PY'
-import json
-base = json.load(open(".migrate/load-baseline.json"))
-after = json.load(open(".migrate/load-after.json"))
-during = json.load(open(".migrate/load-during.json"))
-print("p95 per geography and request type, before (all players on us-east-1) and after the APAC shift, same run:")
-print(f"  {'geography':9} {'requests':20} {'before p95':>11} {'after p95':>10}")
-rows = (("apac", "all"), ("apac", "profile_read"), ("apac", "leaderboard_regional"), ("apac", "profile_write"),
-        ("apac", "score_submit"), ("na", "all"), ("eu", "all"))
-for geo, kind in rows:
-    b = base["per_geography"][geo].get(kind, {})
-    a = after["per_geography"][geo].get(kind, {})
-    print(f"  {geo:9} {kind:20} {b.get('p95_ms', float('nan')):8.1f} ms {a.get('p95_ms', float('nan')):7.1f} ms")
-print("  (reads stay in Tokyo; each write still crosses to the us-east-1 writer, once, until cutover)")
-led = during["ledger"]
-errors = sum(during["errors_by_kind"].values())
-print(f"Load while standing up and attaching two regions, shadowing and shifting APAC, expanding the schema: "
-      f"{during['requests']['finished']} requests, "
-      f"{errors} errors, {led['acknowledged']} acknowledged writes; the latest acknowledged value of "
-      f"each of {led['checked']} profiles/scores checked in the database: {led['found']} found, "
-      f"{led['lost']} lost, {led['unknown']} unknown.")
-PY
+say "What the programme did to the players (bench/programme_report.py, from this run's loads, player logs and journal)"
+.venv/bin/python -m bench.programme_report --state "$MIGRATE_STATE" --lab "$MIGRATE_LAB_DIR" \
+  --before .migrate/load-baseline.json --after after-tokyo=.migrate/load-after-tokyo.json \
+  --after after-frankfurt=.migrate/load-after-frankfurt.json \
+  --during .migrate/load-during-tokyo.json --during .migrate/load-during-frankfurt.json \
+  --out .migrate/programme.json
 cat <<MSG
 - Built the lab and measured the baseline: APAC players pay the ≈170 ms round trip to us-east-1.
 - Stood up Tokyo and Frankfurt at zero traffic and attached their secondaries while players played:
   slot, pg_basebackup through the WAN, catch-up, every chunk of players checksummed at one LSN,
-  reads pointed at the local replica. No acknowledged write was lost (exit $LOAD_RC of the load run).
-- Shadowed APAC's reads to Tokyo (answers diffed three ways) and shifted APAC's pool to Tokyo with a
-  gate after every step; EU and NA players never moved (their own pools). APAC reads are now served
-  in Tokyo; writes still cross the Pacific to the us-east-1 writer until cutover.
+  reads pointed at the local replica.
+- Shadowed each geography's reads (answers diffed three ways) and shifted its players with a gate after
+  every step; the other geographies never moved (their own pools).
 - Expanded the schema under the same load (home epoch, per-home id blocks, the handle authority and
   its backfill, the write fence, installed and inactive): every region's v1 app kept working.
-- Rolled Frankfurt's secondary back: reads back to the writer, standby stopped, data removed, slot dropped.
+- Cut Tokyo, then Frankfurt, over: each became the writer of the players it homes, the origin keeps a
+  current copy by the reverse stream (the way back: \`$M phase rollback cutover --region …\`), the
+  players' writes were held during the fence and none failed or was lost (the ledger above).
+- contract-schema, the point of no return, is left for after a soak: \`$M phase run contract-schema\`
+  once every region runs app v2 (\`$M lab deploy --region R --app-generation 2\`).
 - The lab is still up: \`$M lab status\`; remove it with \`$M lab down\`.
 MSG
 exit "$LOAD_RC"

@@ -54,6 +54,8 @@ STANDUP_AP = line('{ phase = "stand-up-region", region = "ap-northeast-1" }')
 ATTACH_AP = line('{ phase = "attach-secondary", region = "ap-northeast-1" }')
 SHADOW_EU = line('{ phase = "shadow-traffic", region = "eu-central-1" }')
 CUTOVER = line('{ phase = "cutover", region = "ap-northeast-1" }')
+CUTOVER_EU = line('{ phase = "cutover", region = "eu-central-1" }')
+SHIFT_EU = line('{ phase = "shift-traffic", region = "eu-central-1" }')
 EXPAND = line('{ phase = "expand-schema" }')
 CONTRACT = line('{ phase = "contract-schema" }')
 
@@ -76,12 +78,16 @@ def test_shipped_spec_has_the_whole_programme(spec):
     for phase in ("expand-schema", "contract-schema"):
         [entry] = spec.phase_entries(phase=phase)
         assert entry.region is None
-    [cutover] = spec.phase_entries(phase="cutover")
-    assert cutover.region == "ap-northeast-1" == spec.cutover_region
+    # Every target region becomes the writer of the players it homes, Tokyo first (DESIGN §2).
+    assert spec.cutover_regions == ["ap-northeast-1", "eu-central-1"]
+    for region in spec.target_regions:
+        labels = [e.label for e in spec.phase_entries(region=region)]
+        assert labels.index(f"shift-traffic {region}") < labels.index(f"cutover {region}")
     assert spec.phases[0].label == "stand-up-region ap-northeast-1"  # Tokyo first
     assert spec.phases[-1].phase == "contract-schema"  # the point of no return comes last
     order = [e.phase for e in spec.phases]
     assert order.index("expand-schema") < order.index("cutover")
+    assert max(i for i, p in enumerate(order) if p == "cutover") < order.index("contract-schema")
     assert [q.name for q in spec.quarters] == sorted(q.name for q in spec.quarters)
     assert all(q.goal for q in spec.quarters)
     assert [e for q in spec.quarters for e in q.phases] == spec.phases
@@ -124,8 +130,8 @@ def test_digest_path_and_helpers(spec):
     assert spec.digest == hashlib.sha256(SHIPPED.read_bytes()).hexdigest()
     assert spec.path == SHIPPED
     assert spec.phase_entries(phase="shift-traffic", region="eu-central-1")[0].quarter == "2027-Q4"
-    assert spec.phase_entries(phase="cutover", region="eu-central-1") == []
-    assert len(spec.phase_entries()) == len(spec.phases) == 11
+    assert spec.phase_entries(phase="cutover", region="eu-central-1")[0].quarter == "2027-Q4"
+    assert len(spec.phase_entries()) == len(spec.phases) == 12
     with pytest.raises(UnknownRegion) as excinfo:
         spec.region("eu-west-1")
     assert "eu-central-1" in excinfo.value.hint
@@ -221,6 +227,18 @@ CASES = [
     ("cutover-before-attach", move(CUTOVER, before=STANDUP_AP),
      "quarters[0].phases[0]", 'phase = "cutover"', "cutover to ap-northeast-1 comes before",
      "caught-up replica"),
+    ("cutover-before-its-shift", move(CUTOVER_EU, before=SHIFT_EU),
+     "quarters[3].phases[1]", 'phase = "cutover", region = "eu-central-1"',
+     "cutover to eu-central-1 comes before shift-traffic for eu-central-1", "served there before"),
+    ("cutover-before-expand", move(CUTOVER, before=EXPAND),
+     "quarters[1].phases[1]", 'phase = "cutover"', "cutover to ap-northeast-1 comes before expand-schema",
+     "the fence"),
+    ("contract-before-a-cutover", move(CUTOVER_EU, before="]\n\n# ---"),
+     "quarters[3].phases[2]", 'phase = "contract-schema"', "contract-schema comes before cutover to eu-central-1",
+     "once every cutover has soaked"),
+    ("missing-cutover", sub(CUTOVER_EU, ""),
+     "quarters", "[[quarters]]", "lacks cutover for eu-central-1",
+     '{phase = "cutover", region = "eu-central-1"}'),
     ("contract-before-expand", move(CONTRACT, before=EXPAND),
      "quarters[1].phases[1]", 'phase = "contract-schema"', "contract-schema comes before expand",
      "move it after quarters[1].phases[2] (line "),

@@ -110,7 +110,7 @@ def stop_wan(t: LabTopology) -> int | None:
 
 # --- per-region files ------------------------------------------------------------------------------
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as f:
@@ -125,7 +125,7 @@ def ensure_session_keys(t: LabTopology) -> bool:
     if path.exists():
         path.chmod(0o600)
         return False
-    _write_atomic(path, json.dumps({SESSION_KEY_ID: secrets.token_urlsafe(32)}), mode=0o600)
+    write_atomic(path, json.dumps({SESSION_KEY_ID: secrets.token_urlsafe(32)}), mode=0o600)
     return True
 
 
@@ -142,7 +142,7 @@ def ensure_home_routing(t: LabTopology) -> bool:
     """Write the shared HOME_ROUTING_FILE (before cutover: every home served by us-east-1) when absent."""
     if t.home_routing_file.exists():
         return False
-    _write_atomic(t.home_routing_file, json.dumps(HOME_ROUTING, indent=2, sort_keys=True) + "\n")
+    write_atomic(t.home_routing_file, json.dumps(HOME_ROUTING, indent=2, sort_keys=True) + "\n")
     return True
 
 
@@ -154,7 +154,7 @@ def ensure_readers_file(t: LabTopology) -> bool:
     primary = t.primary()
     readers = {r: primary.dsn(port=t.wan_port(r, SOURCE_REGION)) for r in REGIONS if r != SOURCE_REGION}
     readers[SOURCE_REGION] = primary.dsn()
-    _write_atomic(t.readers_file, json.dumps(readers, indent=2, sort_keys=True) + "\n")
+    write_atomic(t.readers_file, json.dumps(readers, indent=2, sort_keys=True) + "\n")
     return True
 
 

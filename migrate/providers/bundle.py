@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from migrate.providers.protocols import (Dns, GlobalDatabase, HomeWriters, Infrastructure, ObjectStore,
-                                         RegionRuntime, SchemaStore)
+from migrate.providers.protocols import (Dns, GlobalDatabase, HomeServing, HomeWriters, Infrastructure,
+                                         ObjectStore, RegionRuntime, SchemaStore)
 from migrate.providers.shadow import ShadowMirror
 from migrate.providers.traffic import TrafficMetrics
 
@@ -24,3 +24,4 @@ class Providers:
     traffic_metrics: TrafficMetrics | None = None  # what the gates measure (CloudWatch or the lab's apps)
     schema: SchemaStore | None = None  # the game's schema at the players' writer (Alembic)
     home_writers: HomeWriters | None = None  # each home's own writer (cutover), lab only so far
+    home_serving: HomeServing | None = None  # which region serves a home, its cache state (cutover), lab only

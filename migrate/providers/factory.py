@@ -31,6 +31,7 @@ def build_providers(spec, env) -> Providers:
     if env.kind == "lab":
         from migrate.lab.topology import LabTopology
         from migrate.providers.lab.global_database import LabGlobalDatabase
+        from migrate.providers.lab.home_serving import LabHomeServing
         from migrate.providers.lab.home_writers import LabHomeWriters
         from migrate.providers.lab.runtime import LabInfrastructure, LabRegionRuntime
         from migrate.providers.lab.schema import LabSchema
@@ -47,6 +48,7 @@ def build_providers(spec, env) -> Providers:
                          shadow=LabShadowMirror(topology),
                          traffic_metrics=LabTrafficMetrics(topology, LabGlobalDatabase(topology)),
                          schema=LabSchema(topology), home_writers=LabHomeWriters(topology),
+                         home_serving=LabHomeServing(topology),
                          **stand_up_providers(spec, env, repo_root, topology=topology))
     from migrate.providers.aws import metrics, shadow
     from migrate.providers.aws.global_database import AwsGlobalDatabase

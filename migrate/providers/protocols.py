@@ -352,3 +352,22 @@ class HomeWriters(Protocol):
 
     def writes_routed(self, region: str) -> dict[str, bool]:
         """App region → whether it sends the home's writes to the home's own writer."""
+
+
+class HomeServing(Protocol):
+    """Which region serves a home's players (their score submits, tickets and sessions' home), and
+    the home's state in that region's cache: leaderboard entries and matchmaking tickets (cutover's
+    re-home step, DESIGN §2, §5). A home's rows move with HomeWriters; this moves the rest."""
+
+    def serving(self, home: str) -> str:
+        """The region whose apps serve `home`'s players now (their score submits and tickets)."""
+
+    def serve(self, home: str, region: str) -> None:
+        """Every region's apps send `home`'s players to `region` from now on; returns once written; idempotent."""
+
+    def move_state(self, home: str, source: str, target: str) -> dict:
+        """Move `home`'s leaderboard entries and tickets from `source`'s cache to `target`'s, none lost or
+        doubled (a best only improves; a waiting ticket keeps its id and its place); idempotent; counts."""
+
+    def state_counts(self, home: str, region: str) -> dict:
+        """How many of `home`'s leaderboard entries and waiting tickets `region`'s cache holds."""

@@ -8,12 +8,16 @@ after a rollback the origin takes that home's writes again and holds every write
 
 from __future__ import annotations
 
+import httpx
 import psycopg
 import pytest
+import redis
 
 from migrate.engine import services
-from migrate.lab.topology import REGIONS
+from migrate.lab.topology import REGIONS, SOURCE_REGION
+from migrate.providers.lab.home_serving import LabHomeServing, prefix
 from migrate.providers.lab.home_writers import ORIGIN, LabHomeWriters, slot_name
+from migrate.providers.lab.runtime import LabRegionRuntime
 from phases.cutover import PHASE as CUTOVER_PHASE
 from tests.phases import harness
 from tests.phases.harness import PhaseUnderTest
@@ -30,6 +34,7 @@ def assert_cut_over(lab) -> None:
     assert set(REGIONS) - {REGION} <= hw.fenced(REGION)
     assert hw.reverse_stream(REGION)["enabled"]
     assert all(hw.writes_routed(REGION).values())
+    assert LabHomeServing(lab).serving(REGION) == REGION
 
 
 def assert_nothing_left(lab) -> None:
@@ -38,6 +43,7 @@ def assert_nothing_left(lab) -> None:
     assert REGION not in hw.fenced(ORIGIN)
     assert hw.reverse_stream(REGION) is None
     assert not any(hw.writes_routed(REGION).values())
+    assert LabHomeServing(lab).serving(REGION) == SOURCE_REGION
     with psycopg.connect(lab.primary().dsn()) as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
                             (slot_name(REGION),)).fetchone() == (0,)
@@ -52,7 +58,9 @@ CUTOVER = PhaseUnderTest("cutover", REGION, STEP_IDS, assert_cut_over, assert_no
 @pytest.fixture
 def expanded_lab(clean_lab):
     """The worker's lab with expand-schema applied (the fence trigger, the replica identity); after the
-    test, cutover and expand rolled back, so the lab is as the other modules expect it."""
+    test, cutover and expand rolled back, so the lab is as the other modules expect it. Tokyo's cache
+    is up (re-home moves the home's leaderboard entries and tickets there)."""
+    LabRegionRuntime(clean_lab).ensure_cache(REGION)
     with harness.session() as session:
         assert services.run_phase(session, "expand-schema", None).status == "succeeded"
     yield clean_lab
@@ -107,3 +115,56 @@ def test_a_crash_at_every_point_resumes_to_the_same_verified_end(expanded_lab):
 
 def test_a_crash_at_every_undo_point_rolls_back_again_to_nothing(expanded_lab):
     harness.crash_at_every_undo_point_in_turn(CUTOVER, expanded_lab)
+
+
+def player_of(lab, home: str) -> int:
+    with psycopg.connect(lab.primary().dsn()) as conn:
+        return conn.execute("SELECT max(id) FROM players WHERE home_region = %s", (home,)).fetchone()[0]
+
+
+def play_at_us_east_1(lab, player: int, score: int, mode: str) -> str:
+    """The player logs in at us-east-1's app, submits a score and queues for a match; the ticket id."""
+    with httpx.Client(base_url=lab.app_url(SOURCE_REGION), timeout=10) as api:
+        token = api.post("/v1/login", json={"player_id": player}).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        assert api.post("/v1/scores", json={"score": score}, headers=auth).status_code == 200
+        ticket = api.post("/v1/matchmaking/tickets", json={"mode": mode}, headers=auth)
+        assert ticket.status_code in (200, 201), ticket.text
+        return ticket.json()["ticket_id"]
+
+
+def cache(lab, region: str) -> redis.Redis:
+    return redis.Redis.from_url(lab.redis_url(region))
+
+
+def test_rehome_moves_the_homes_board_entries_and_waiting_tickets_and_rollback_moves_them_back(expanded_lab):
+    lab = expanded_lab
+    tokyo, na = player_of(lab, REGION), player_of(lab, SOURCE_REGION)
+    tokyo_ticket = play_at_us_east_1(lab, tokyo, 777, "rehome-test")
+    play_at_us_east_1(lab, na, 555, "rehome-other")  # another queue: the two would match each other
+    east, home = cache(lab, SOURCE_REGION), cache(lab, REGION)
+    board = "leaderboard"
+    before = east.zscore(prefix(SOURCE_REGION) + board, f"{tokyo:020d}")
+
+    with harness.session() as session:
+        assert services.run_phase(session, "cutover", REGION).status == "succeeded"
+    # Tokyo's Redis holds its player's best, unchanged, and the ticket, still waiting in its queue;
+    # us-east-1 keeps only the players it homes
+    assert home.zscore(prefix(REGION) + board, f"{tokyo:020d}") == before
+    assert east.zscore(prefix(SOURCE_REGION) + board, f"{tokyo:020d}") is None
+    assert east.zscore(prefix(SOURCE_REGION) + board, f"{na:020d}") is not None
+    assert home.hget(f"{prefix(REGION)}mm:ticket:{tokyo_ticket}", "status") == b"waiting"
+    assert tokyo_ticket.encode() in home.lrange(prefix(REGION) + "mm:queue:rehome-test", 0, -1)
+    assert not east.exists(f"{prefix(SOURCE_REGION)}mm:ticket:{tokyo_ticket}")
+    assert tokyo_ticket.encode() not in east.lrange(prefix(SOURCE_REGION) + "mm:queue:rehome-test", 0, -1)
+    with httpx.Client(base_url=lab.app_url(SOURCE_REGION), timeout=10) as api:  # us-east-1 sends them on
+        token = api.post("/v1/login", json={"player_id": tokyo}).json()["token"]
+        refused = api.post("/v1/scores", json={"score": 1}, headers={"Authorization": f"Bearer {token}"})
+        assert (refused.status_code, refused.json()["serving_region"]) == (409, REGION)
+
+    with harness.session() as session:
+        assert services.rollback_phase(session, "cutover", REGION).status == "rolled-back"
+    assert east.zscore(prefix(SOURCE_REGION) + board, f"{tokyo:020d}") == before
+    assert home.zscore(prefix(REGION) + board, f"{tokyo:020d}") is None
+    assert east.hget(f"{prefix(SOURCE_REGION)}mm:ticket:{tokyo_ticket}", "status") == b"waiting"
+    assert LabHomeServing(lab).state_counts(REGION, REGION) == {"entries": 0, "waiting_tickets": 0}

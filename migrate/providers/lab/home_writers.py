@@ -113,7 +113,10 @@ class LabHomeWriters:
                 self._copier._configure_standby(f"{region}-home", home, partial, wan, slot)
                 staged = PgCluster(partial, home.port)
                 settings = self._settings(staged)
-                settings.update({"wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10"})
+                # No apply workers: the copy inherits the origin's subscriptions (another home's reverse
+                # stream after an earlier cutover); started here, one would consume that home's slot.
+                settings.update({"wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10",
+                                 "max_logical_replication_workers": "0"})
                 staged.write_settings(settings)
                 others = ",".join(h for h in REGIONS if h != region)
                 staged.write_settings({"game.fenced_homes": f"'{others}'"}, filename=FENCE_FILE)
@@ -273,8 +276,22 @@ class LabHomeWriters:
                     raise ProviderError(f"{region}: promote: pg_promote returned but recovery did not end",
                                         where=WHERE)
                 timeline = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
+                inherited = self._drop_inherited_subscriptions(conn)
             self._drop_origin_slot(region)
-        return {"timeline": timeline, "promoting_from": promoting_from}
+        return {"timeline": timeline, "promoting_from": promoting_from, "inherited_subscriptions_dropped": inherited}
+
+    @staticmethod
+    def _drop_inherited_subscriptions(conn: psycopg.Connection) -> list[str]:
+        """The origin's subscriptions, copied with its data, removed from the new writer without touching
+        their slots (slot_name = NONE first): those slots belong to the origin's own streams."""
+        names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription "
+                                                "WHERE subdbid = (SELECT oid FROM pg_database "
+                                                "WHERE datname = current_database())").fetchall()]
+        for name in names:
+            conn.execute(f'ALTER SUBSCRIPTION "{name}" DISABLE')
+            conn.execute(f'ALTER SUBSCRIPTION "{name}" SET (slot_name = NONE)')
+            conn.execute(f'DROP SUBSCRIPTION "{name}"')
+        return names
 
     # ---- the reverse stream ------------------------------------------------------------------------
 

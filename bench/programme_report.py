@@ -1,0 +1,167 @@
+"""What the whole programme did to the players, from one `make demo` run (scripts/demo.sh): p95 per
+geography before, at every phase and after each cutover, the longest stall each cutover caused against
+its physical floor, and the write ledger.
+
+Sources, all written by that run: the load reports (`lab load --out`, per geography and request type),
+the players' interval logs under `<lab>/players/` (per geography, every request type: the only record of
+what a geography saw inside a phase's window) and the journal (when each phase and step ran).
+
+    .venv/bin/python -m bench.programme_report --state .migrate/demo-state.db --lab .lab \\
+        --before .migrate/load-baseline.json --after tokyo=.migrate/load-after-tokyo.json \\
+        --during .migrate/load-during.json --out bench/results/programme.json
+
+Stall floor: one round trip of the region's player link to the writer it leaves plus the promotion
+(DESIGN §2 figures; the promote step's own duration from the journal)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+GEOS = ("apac", "na", "eu")
+KINDS = ("profile_read", "leaderboard_regional", "profile_write", "score_submit")
+HOLD_S = 3.5  # WRITE_HOLD_SECONDS (3 s) and an interval: a held write is logged when it is answered
+SLACK = 1.10  # "no worse than before": within 10 % of the geography's own baseline p95, same run
+
+
+def phase_runs(spec: Path, state: str) -> list[dict[str, Any]]:
+    """Every forward run of a phase that succeeded: phase, region, epoch start and end, its steps' windows."""
+    from migrate.engine import services
+
+    session = services.open_session(spec, "lab", state_url=state)
+    try:
+        events = list(services.history(session, 0))
+    finally:
+        session.close()
+    runs, open_runs = [], {}
+    for e in events:
+        key = (e.phase, e.region)
+        if e.kind == "run_started":
+            open_runs[key] = {"phase": e.phase, "region": e.region, "start": e.at.timestamp(), "steps": {}}
+        elif key in open_runs and e.kind == "step_started":
+            open_runs[key]["steps"][e.step] = {"start": e.at.timestamp()}
+        elif key in open_runs and e.kind == "step_succeeded" and e.step in open_runs[key]["steps"]:
+            open_runs[key]["steps"][e.step]["end"] = e.at.timestamp()
+        elif key in open_runs and e.kind in ("run_succeeded", "run_failed", "run_aborted"):
+            run = open_runs.pop(key)
+            run["end"], run["outcome"] = e.at.timestamp(), e.kind
+            runs.append(run)
+    return [r for r in runs if r["outcome"] == "run_succeeded" and r["steps"]]  # a re-run with nothing to do is no phase
+
+
+def window(lab_dir: Path, start: float, end: float) -> dict[str, Any]:
+    """Per geography: requests, failures, p95 and the slowest request (ms) the players logged in [start, end]."""
+    from migrate.lab.player_logs import INTERVAL_S, read_range
+
+    out = {}
+    for geo in GEOS:
+        seen = read_range(lab_dir, geo, start - INTERVAL_S, end)
+        h = seen.histogram
+        count = h.get_total_count()
+        out[geo] = {"requests": count, "failed": seen.failed,
+                    "p95_ms": round(h.get_value_at_percentile(95) / 1000, 1) if count else None,
+                    "max_ms": round(h.get_max_value() / 1000, 1) if count else None}
+    return out
+
+
+def cutover_stall(lab_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """The players' longest request while the home's writes were held, against the floor."""
+    from migrate.lab.topology import player_rtt_ms
+    from migrate.names import SOURCE_REGION
+
+    steps = run["steps"]
+    fenced, routed = steps["fence-origin"]["start"], steps["route-writes"]["end"]
+    seen = window(lab_dir, fenced, routed + HOLD_S)
+    geography = {"ap-northeast-1": "apac", "eu-central-1": "eu"}.get(run["region"], "na")
+    promote_s = steps["promote"]["end"] - steps["promote"]["start"]
+    floor_ms = player_rtt_ms(geography, SOURCE_REGION) + promote_s * 1000
+    return {"region": run["region"], "fence_to_routed_s": round(routed - fenced, 3),
+            "longest_request_ms": {g: v["max_ms"] for g, v in seen.items()},
+            "failed_requests": sum(v["failed"] for v in seen.values()),
+            "floor_ms": round(floor_ms, 1), "target_ms": round(floor_ms + 500, 1)}
+
+
+def load_p95(path: Path) -> dict[str, dict[str, float | None]]:
+    report = json.loads(path.read_text())
+    return {geo: {kind: report["per_geography"][geo].get(kind, {}).get("p95_ms")
+                  for kind in ("all", *KINDS)} for geo in GEOS}
+
+
+def ledger(path: Path) -> dict[str, Any]:
+    report = json.loads(path.read_text())
+    return {"requests": report["requests"]["finished"], "errors": sum(report["errors_by_kind"].values()),
+            **{k: report["ledger"][k] for k in ("acknowledged", "checked", "found", "lost", "unknown")}}
+
+
+def build(spec: Path, state: str, lab_dir: Path, before: Path, after: dict[str, Path],
+          during: list[Path]) -> dict[str, Any]:
+    base = load_p95(before)
+    runs = phase_runs(spec, state)
+    phases = []
+    for run in runs:
+        seen = window(lab_dir, run["start"], run["end"])
+        worse = [g for g in GEOS if seen[g]["p95_ms"] is not None and base[g]["all"] is not None
+                 and seen[g]["p95_ms"] > base[g]["all"] * SLACK]
+        phases.append({"phase": run["phase"], "region": run["region"],
+                       "seconds": round(run["end"] - run["start"], 1), "players": seen, "worse_than_before": worse})
+    return {"before": base, "after": {name: load_p95(path) for name, path in after.items()},
+            "phases": phases,
+            "cutovers": [cutover_stall(lab_dir, r) for r in runs if r["phase"] == "cutover"],
+            "ledger": [ledger(p) for p in during]}
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = ["p95 per geography and request type (ms), same run: before (all players on us-east-1) and after each cutover"]
+    stages = [("before", report["before"]), *report["after"].items()]
+    lines.append(f"  {'geography':9} {'requests':20} " + " ".join(f"{name[:14]:>14}" for name, _ in stages))
+    for geo in GEOS:
+        for kind in ("all", *KINDS):
+            cells = " ".join(f"{_ms(p[geo][kind]):>14}" for _, p in stages)
+            lines.append(f"  {geo:9} {kind:20} {cells}")
+    lines.append("p95 per geography (all requests, ms) while each phase ran (* = over 110 % of that geography's before):")
+    for p in report["phases"]:
+        label = p["phase"] + (f" {p['region']}" if p["region"] else "")
+        cells = "  ".join(f"{g} {_ms(p['players'][g]['p95_ms'])}{'*' if g in p['worse_than_before'] else ''}"
+                          for g in GEOS)
+        lines.append(f"  {label:34} {p['seconds']:7.1f} s  {cells}")
+    for c in report["cutovers"]:
+        longest = ", ".join(f"{g} {_ms(v)}" for g, v in c["longest_request_ms"].items())
+        lines.append(f"cutover {c['region']}: writes held {c['fence_to_routed_s']:.2f} s; players' longest request "
+                     f"{longest} ms; floor (1 RTT + promotion) {c['floor_ms']:.0f} ms, target "
+                     f"{c['target_ms']:.0f} ms; {c['failed_requests']} failed requests")
+    for i, led in enumerate(report["ledger"], 1):
+        lines.append(f"load {i}: {led['requests']} requests, {led['errors']} errors; {led['acknowledged']} acknowledged "
+                     f"writes, latest of {led['checked']} checked in the database: {led['found']} found, "
+                     f"{led['lost']} lost, {led['unknown']} unknown")
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spec", type=Path, default=Path("migration.toml"))
+    parser.add_argument("--state", required=True, help="the demo's journal (sqlite path or URL)")
+    parser.add_argument("--lab", type=Path, default=Path(".lab"))
+    parser.add_argument("--before", type=Path, required=True, help="the baseline load report")
+    parser.add_argument("--after", action="append", default=[], help="name=load report, in programme order")
+    parser.add_argument("--during", action="append", type=Path, default=[], help="a background load report")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    after = dict(item.split("=", 1) for item in args.after)
+    state = args.state if "://" in args.state else f"sqlite:///{Path(args.state).absolute()}"
+    report = build(args.spec, state, args.lab, args.before, {k: Path(v) for k, v in after.items()}, args.during)
+    print(render(report))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
