@@ -189,10 +189,22 @@ async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any],
     params["id"] = player_id
     query = sql.SQL("UPDATE players SET {} WHERE id = %(id)s RETURNING {}").format(
         sql.SQL(", ").join(sets), sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    at_own_writer = rt.writers is not None and rt.writers.dsn_for(home) is not None
+    claimed_here = None
     if "handle" in changes and rt.settings.app_generation >= 2:
-        query = sql.SQL(RENAME_WITH_CLAIM).format(update=query)
+        if at_own_writer:  # the authority is another database: claim there first (see create_player)
+            claimed_here = await _claim_at_authority(rt, changes["handle"], player_id, home)
+        else:
+            query = sql.SQL(RENAME_WITH_CLAIM).format(update=query)
     try:
-        row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, home, query, params))
+        try:
+            row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, home, query, params))
+        except BaseException:
+            if claimed_here:
+                await _release_at_authority(rt, player_id, only=changes["handle"])
+            raise
+        if claimed_here is not None and row is not None:  # renamed at home: the old name is free again
+            await _release_at_authority(rt, player_id, keep=changes["handle"])
         return (row, lsn) if row is not None else (None, None)
     except psycopg.errors.UniqueViolation:
         raise HandleTaken() from None
@@ -204,11 +216,76 @@ async def update_player(rt: Runtime, player_id: int, changes: dict[str, Any],
         raise
 
 
+# The handle authority is handle_claims in the us-east-1 shard (the global writer, WRITER_DSN): every
+# home's names, whoever writes its players. After a home's cutover its writer is another database, so a
+# sign-up or rename there claims at the authority first, writes the player at home, and releases what it
+# no longer needs; a failed write releases the new claim. A crash in between leaves a claim nobody
+# holds: the name stays reserved (never given twice) until a sweep frees it.
+CLAIM = ("INSERT INTO handle_claims (handle, player_id, home_region) VALUES (%s, %s, %s) "
+         "ON CONFLICT (handle) DO NOTHING RETURNING player_id")
+HOLDER = "SELECT player_id FROM handle_claims WHERE handle = %s"
+
+
+async def _claim_at_authority(rt: Runtime, handle: str, player_id: int, home: str) -> bool:
+    """Claim `handle` for the player at the authority: True when newly claimed, False when the player
+    already held it; HandleTaken when another player does."""
+    async with rt.writer.connection() as conn:
+        if await (await conn.execute(CLAIM, (handle, player_id, home))).fetchone():
+            return True
+        holder = await (await conn.execute(HOLDER, (handle,))).fetchone()
+    if holder is not None and holder["player_id"] == player_id:
+        return False
+    raise HandleTaken()
+
+
+async def _release_at_authority(rt: Runtime, player_id: int, *, only: str | None = None,
+                                keep: str | None = None) -> None:
+    """Release the player's claim on `only`, or on every name but `keep`; best effort (a name left
+    claimed stays reserved, never given twice), logged."""
+    try:
+        async with rt.writer.connection() as conn:
+            if only is not None:
+                await conn.execute("DELETE FROM handle_claims WHERE player_id = %s AND handle = %s", (player_id, only))
+            else:
+                await conn.execute("DELETE FROM handle_claims WHERE player_id = %s AND handle <> %s", (player_id, keep))
+    except (psycopg.Error, PoolTimeout) as exc:
+        log.warning("handle claims of player %s left for the sweep: %s", player_id, exc)
+
+
+async def _create_at_own_writer(rt: Runtime, handle: str, home: str, fields: dict[str, Any]) -> tuple[dict, str]:
+    """Sign-up in a home whose writer is its own (after its cutover): the id from the home's writer, the
+    name claimed at the authority, then the player written at home (the claim released if that fails)."""
+    pool = await rt.writers.pool(home)
+    async with pool.connection() as conn:
+        player_id = (await (await conn.execute(sql.SQL("SELECT nextval({}) AS id").format(
+            sql.Literal(sequence_name(home))))).fetchone())["id"]
+    await _claim_at_authority(rt, handle, player_id, home)
+    columns = ["id", "handle", "home_region", *fields]
+    values = [player_id, handle, home, *(Jsonb(v) if c == "profile" else v for c, v in fields.items())]
+    query = sql.SQL("INSERT INTO players ({}) VALUES ({}) RETURNING {}").format(
+        sql.SQL(", ").join(map(sql.Identifier, columns)), sql.SQL(", ").join(sql.Placeholder() * len(values)),
+        sql.SQL(", ").join(map(sql.Identifier, COLUMNS)))
+    try:
+        row, lsn = await _held_while_fenced(rt, lambda: _write_once(rt, home, query, tuple(values)))
+    except BaseException:
+        await _release_at_authority(rt, player_id, only=handle)
+        raise
+    if row is None:
+        raise RuntimeError(f"sign-up of {handle!r} in {home}: the INSERT returned no row")
+    return row, lsn
+
+
 async def create_player(rt: Runtime, handle: str, home: str, fields: dict[str, Any]) -> tuple[dict, str]:
     """Insert a new player homed in `home`, its id from that home's block (app/ids.py), on the writer;
     the row and the LSN after the commit. The handle is claimed at the authority in the same
     statement, so a name held by anyone — a player of any home, or a claim not yet copied — raises
-    HandleTaken and nothing is written (expand's sync trigger, while there, finds it claimed)."""
+    HandleTaken and nothing is written (expand's sync trigger, while there, finds it claimed). After
+    the home's cutover the authority is another database: _create_at_own_writer."""
+    if rt.writers is not None and rt.writers.dsn_for(home) is not None:
+        try:
+            return await _create_at_own_writer(rt, handle, home, fields)
+        except psycopg.errors.UniqueViolation:
+            raise HandleTaken() from None
     columns = ["handle", "home_region", *fields]
     values = [handle, home, *(Jsonb(v) if c == "profile" else v for c, v in fields.items())]
     query = sql.SQL("WITH created AS (INSERT INTO players (id, {}) VALUES (nextval({}), {}) RETURNING {}), "

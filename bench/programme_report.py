@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.labkit import latency_in
+
 GEOS = ("apac", "na", "eu")
 KINDS = ("profile_read", "leaderboard_regional", "profile_write", "score_submit")
 HOLD_S = 3.5  # WRITE_HOLD_SECONDS (3 s) and an interval: a held write is logged when it is answered
@@ -52,21 +54,6 @@ def phase_runs(spec: Path, state: str) -> list[dict[str, Any]]:
     return [r for r in runs if r["outcome"] == "run_succeeded" and r["steps"]]  # a re-run with nothing to do is no phase
 
 
-def window(lab_dir: Path, start: float, end: float) -> dict[str, Any]:
-    """Per geography: requests, failures, p95 and the slowest request (ms) the players logged in [start, end]."""
-    from migrate.lab.player_logs import INTERVAL_S, read_range
-
-    out = {}
-    for geo in GEOS:
-        seen = read_range(lab_dir, geo, start - INTERVAL_S, end)
-        h = seen.histogram
-        count = h.get_total_count()
-        out[geo] = {"requests": count, "failed": seen.failed,
-                    "p95_ms": round(h.get_value_at_percentile(95) / 1000, 1) if count else None,
-                    "max_ms": round(h.get_max_value() / 1000, 1) if count else None}
-    return out
-
-
 def cutover_stall(lab_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
     """The players' longest request while the home's writes were held, against the floor."""
     from migrate.lab.topology import player_rtt_ms
@@ -74,7 +61,7 @@ def cutover_stall(lab_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
 
     steps = run["steps"]
     fenced, routed = steps["fence-origin"]["start"], steps["route-writes"]["end"]
-    seen = window(lab_dir, fenced, routed + HOLD_S)
+    seen = latency_in(lab_dir, fenced, routed + HOLD_S)
     geography = {"ap-northeast-1": "apac", "eu-central-1": "eu"}.get(run["region"], "na")
     promote_s = steps["promote"]["end"] - steps["promote"]["start"]
     floor_ms = player_rtt_ms(geography, SOURCE_REGION) + promote_s * 1000
@@ -82,6 +69,39 @@ def cutover_stall(lab_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
             "longest_request_ms": {g: v["max_ms"] for g, v in seen.items()},
             "failed_requests": sum(v["failed"] for v in seen.values()),
             "floor_ms": round(floor_ms, 1), "target_ms": round(floor_ms + 500, 1)}
+
+
+def one_writer(spec: Path, state: str, lab_dir: Path) -> dict[str, Any]:
+    """The one-writer checker over the run's history: every write each database accepted (the lab's
+    write log, `migrate lab record-writes`) with the cutovers' fences and promotions from the journal."""
+    from migrate.engine import services
+    from migrate.lab import write_log
+    from migrate.lab.checkers.writers import Accepted, check_one_writer
+    from migrate.lab.topology import HOME_WRITER_REGIONS, LabTopology
+    from migrate.names import REGIONS
+
+    topology = LabTopology.load(lab_dir)
+    homes = {r: topology.home_pg(r) for r in HOME_WRITER_REGIONS}
+    homes = {r: pg for r, pg in homes.items() if pg.exists() and pg.is_running()}
+    logs = write_log.read(topology.primary().dsn())
+    for pg in homes.values():
+        logs += write_log.read(pg.dsn())
+    if not logs:
+        return {"checked": False, "why": "no write log: run `migrate lab record-writes` before the players start"}
+    session = services.open_session(spec, "lab", state_url=state)
+    try:
+        events = [e for e in services.history(session, 0) if e.phase == "cutover"]
+    finally:
+        session.close()
+    started = min(w.at for w in logs) - 1.0
+    history = write_log.history(topology.primary().port, {r: pg.port for r, pg in homes.items()}, logs, events, started)
+    violations = check_one_writer(history, REGIONS)
+    accepted: dict[str, int] = {}
+    for e in history:
+        if isinstance(e, Accepted):
+            accepted[e.database] = accepted.get(e.database, 0) + 1
+    return {"checked": True, "violations": violations[:20], "violation_count": len(violations),
+            "writes_accepted": accepted}
 
 
 def load_p95(path: Path) -> dict[str, dict[str, float | None]]:
@@ -102,15 +122,18 @@ def build(spec: Path, state: str, lab_dir: Path, before: Path, after: dict[str, 
     runs = phase_runs(spec, state)
     phases = []
     for run in runs:
-        seen = window(lab_dir, run["start"], run["end"])
+        seen = latency_in(lab_dir, run["start"], run["end"])
         worse = [g for g in GEOS if seen[g]["p95_ms"] is not None and base[g]["all"] is not None
                  and seen[g]["p95_ms"] > base[g]["all"] * SLACK]
         phases.append({"phase": run["phase"], "region": run["region"],
                        "seconds": round(run["end"] - run["start"], 1), "players": seen, "worse_than_before": worse})
-    return {"before": base, "after": {name: load_p95(path) for name, path in after.items()},
+    from migrate.lab.machine import describe_machine
+
+    return {"benchmark": "programme", "command": "make demo (scripts/demo.sh), then python -m bench.programme_report",
+            "machine": describe_machine(), "before": base, "after": {name: load_p95(path) for name, path in after.items()},
             "phases": phases,
             "cutovers": [cutover_stall(lab_dir, r) for r in runs if r["phase"] == "cutover"],
-            "ledger": [ledger(p) for p in during]}
+            "ledger": [ledger(p) for p in during], "one_writer": one_writer(spec, state, lab_dir)}
 
 
 def render(report: dict[str, Any]) -> str:
@@ -136,6 +159,13 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"load {i}: {led['requests']} requests, {led['errors']} errors; {led['acknowledged']} acknowledged "
                      f"writes, latest of {led['checked']} checked in the database: {led['found']} found, "
                      f"{led['lost']} lost, {led['unknown']} unknown")
+    w = report["one_writer"]
+    if w["checked"]:
+        taken = ", ".join(f"{db} {n}" for db, n in sorted(w["writes_accepted"].items()))
+        lines.append(f"one writer per player: {w['violation_count']} violations over every write each database "
+                     f"accepted ({taken})" + ("" if not w["violations"] else f"; first: {w['violations'][0]}"))
+    else:
+        lines.append(f"one writer per player: not checked ({w['why']})")
     return "\n".join(lines)
 
 

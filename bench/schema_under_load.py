@@ -19,16 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
-import subprocess
 import sys
-import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.labkit import bench_lab, latency_in, migrate, players, settle, step_windows
 from migrate.lab.machine import describe_machine
 
 REGIONS_TO_ATTACH = ("ap-northeast-1", "eu-central-1")
@@ -36,65 +33,15 @@ QUIET_S = 12.0  # load before each phase starts: the baseline the steps are comp
 SETTLE_S = 4.0  # load after each phase ends, so the last step's intervals are complete
 
 
-def migrate(*args: str) -> None:
-    """`migrate ARGS` as an operator runs it (its own process); raises with its stderr when it fails."""
-    proc = subprocess.run([sys.executable, "-m", "migrate", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"migrate {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()[-800:]}")
-
-
-def step_windows(spec: Path, state: str, phase: str) -> list[dict[str, Any]]:
-    """(step, epoch start, epoch end) of every step the phase applied, from the journal."""
-    from migrate.engine import services
-
-    session = services.open_session(spec, "lab", state_url=state)
-    try:
-        events = [e for e in services.history(session, 0) if e.phase == phase]
-    finally:
-        session.close()
-    started, out = {}, []
-    for e in events:
-        if e.kind == "step_started":
-            started[e.step] = e.at.timestamp()
-        elif e.kind == "step_succeeded" and e.step in started:
-            out.append({"step": e.step, "start": started[e.step], "end": e.at.timestamp()})
-    return out
-
-
-def latency_in(lab_dir: Path, start: float, end: float) -> dict[str, Any]:
-    """Per geography: the slowest successful request (ms), p99, requests and failures the players logged
-    in the intervals that overlap [start, end] (one interval earlier too: a DDL shorter than an interval
-    falls inside one that started before it)."""
-    from migrate.lab.player_logs import INTERVAL_S, read_range
-    from migrate.names import GEOGRAPHIES
-
-    out = {}
-    for geography in GEOGRAPHIES:
-        seen = read_range(lab_dir, geography, start - INTERVAL_S, end)
-        out[geography] = {"requests": seen.samples, "failed": seen.errors,
-                          "max_ms": round(seen.histogram.get_max_value() / 1000, 1) if seen.samples else None,
-                          "p99_ms": round(seen.histogram.get_value_at_percentile(99) / 1000, 1)
-                          if seen.samples else None}
-    return out
-
-
 def under_load(topology, rate: float, seed: int, phase_args: list[str]) -> tuple[dict, float, float]:
     """Players at `rate` while `migrate phase run …` runs: (load report, quiet start, phase start)."""
-    from migrate.lab.load.runner import start_load
-
-    started = threading.Event()
-    load = start_load(topology, duration_s=3600, rate=rate, seed=seed, on_start=lambda _info: started.set())
-    if not started.wait(120):
-        raise RuntimeError("the players never started")
-    quiet_from = time.time()
-    time.sleep(QUIET_S)
-    phase_from = time.time()
-    try:
+    with players(topology, rate, seed) as seen:
+        quiet_from = time.time()
+        time.sleep(QUIET_S)
+        phase_from = time.time()
         migrate("phase", "run", *phase_args, "--yes")
-        time.sleep(SETTLE_S)
-    finally:
-        load.stop()
-    return load.wait(timeout=600).to_json(), quiet_from, phase_from
+        settle(SETTLE_S)
+    return seen["report"], quiet_from, phase_from
 
 
 def window_result(report: dict, lab_dir: Path, quiet: tuple[float, float], steps: list[dict]) -> dict[str, Any]:
@@ -119,28 +66,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spec", type=Path, default=Path("migration.toml"))
     args = parser.parse_args(argv)
 
-    workdir = Path(tempfile.mkdtemp(prefix="migrate-bench-"))
-    workdir.chmod(0o755)
-    lab_dir, state, spec = workdir / "lab", str(workdir / "state.db"), args.spec.resolve()
-    os.environ.update({"MIGRATE_LAB_DIR": str(lab_dir), "MIGRATE_STATE": state, "MIGRATE_SPEC": str(spec)})
     from migrate.lab import world
     from migrate.lab.topology import REGIONS, LabTopology
-    from migrate.providers.factory import route_lab_api
 
-    try:
-        world.lab_up(lab_dir, args.players, route_api=route_lab_api)
+    with bench_lab(args.players, args.spec) as lab:
         for region in REGIONS_TO_ATTACH:
             migrate("phase", "run", "stand-up-region", "--region", region, "--yes")
             migrate("phase", "run", "attach-secondary", "--region", region, "--yes")
-        topology = LabTopology.load(lab_dir)
+        topology = LabTopology.load(lab.lab_dir)
 
         expand_report, quiet_from, expand_from = under_load(topology, args.rate, 21, ["expand-schema"])
-        expand = window_result(expand_report, lab_dir, (quiet_from, expand_from),
-                               step_windows(spec, state, "expand-schema"))
+        expand = window_result(expand_report, lab.lab_dir, (quiet_from, expand_from),
+                               step_windows(lab, "expand-schema"))
         deployed = [line for region in REGIONS for line in world.deploy_app_generation(topology, region, 2)]
         contract_report, quiet_from, contract_from = under_load(topology, args.rate, 22, ["contract-schema"])
-        contract = window_result(contract_report, lab_dir, (quiet_from, contract_from),
-                                 step_windows(spec, state, "contract-schema"))
+        contract = window_result(contract_report, lab.lab_dir, (quiet_from, contract_from),
+                                 step_windows(lab, "contract-schema"))
         result = {
             "benchmark": "schema-under-load",
             "command": "python -m bench.schema_under_load " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
@@ -163,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {s['step']:<34} {s['seconds']:>7.2f} s  " + ", ".join(
                     f"{g} max {v['max_ms']} ms ({v['failed']} failed)" for g, v in s["players"].items()))
         return 0
-    finally:
-        world.lab_down(lab_dir)
 
 
 if __name__ == "__main__":

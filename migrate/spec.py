@@ -242,6 +242,8 @@ class Gates(_Model):
                                                "replica lag the gate tolerates")
     min_samples: int = Field(100, gt=0, description="a whole number > 0 of requests a geography "
                              "needs before its gate can pass (fewer is inconclusive)")
+    baseline_slack_ms: float = Field(15.0, ge=0, description="a number of milliseconds ≥ 0 a geography's "
+                                     "p95 may exceed its recorded baseline (`migrate baseline`) by")
 
 
 FIELD_PATTERN = r"^[^.\s]+(\.[^.\s]+)*$"

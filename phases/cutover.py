@@ -19,6 +19,8 @@ Steps, each journaled and resumable:
    players held by the fence would otherwise wait for.
 8. rehome: the region serves its home's players (score submits, tickets: HOME_ROUTING), and their
    leaderboard entries and tickets move from us-east-1's Redis to the region's, none lost or doubled.
+9. watch-players: bake, then gate every geography against the recorded baseline (`migrate baseline`):
+   no geography worse than before, judged by the gate (phasekit/players_gate.py).
 
 Exactly one database accepts a home's writes at any moment: the origin until its fence (step 2), the
 new writer only after promotion and never for another home (it is fenced for them before it starts).
@@ -43,6 +45,7 @@ from typing import Any
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.names import REGIONS, SOURCE_REGION
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
+from migrate.phasekit.players_gate import watch_players
 from migrate.phasekit.schema_steps import reached, schema_of
 from migrate.providers.protocols import HomeServing, HomeWriters
 
@@ -322,6 +325,31 @@ class Rehome:
         ctx.checkpoint()
 
 
+@dataclass(frozen=True)
+class WatchPlayers:
+    id: str = "watch-players"
+    title: str = "Hold every geography's players to their baseline: bake, then gate (no geography worse than before)"
+
+    def describe(self, target: Target) -> list[str]:
+        t = target.env.timings
+        return [f"bake {t.bake_seconds:g} s, then gate every geography: p95 ≤ the lower of [gates] p95_ms_max and the "
+                f"baseline recorded by `migrate baseline` + {target.spec.gates.baseline_slack_ms:g} ms, 5xx, "
+                f"{target.region} replication lag; skipped, saying so, when no baseline is recorded"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["nothing"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        return watch_players(ctx, f"{ctx.target.region} writes its home",
+                             f"migrate phase rollback cutover --region {ctx.target.region}")
+
+    def verify(self, ctx: StepContext) -> None:
+        pass  # apply returns only on a pass (or a skip it names)
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.checkpoint()
+
+
 # --- checks -------------------------------------------------------------------------------------
 def _expand_done(t: Target) -> CheckResult:
     journal = getattr(t, "journal", None)
@@ -380,7 +408,7 @@ class Cutover:
 
     def steps(self, target: Target) -> list:
         return [StageWriter(), FenceOrigin(), CatchUp(), Promote(), ReverseSlot(), RouteWrites(), ReverseStream(),
-                Rehome()]
+                Rehome(), WatchPlayers()]
 
     def verify(self, target: Target) -> list[Check]:
         def one_writer(t: Target) -> CheckResult:

@@ -45,7 +45,7 @@ from typing import Any
 
 from migrate.phasekit.bake import Bake
 from migrate.phasekit.bake import bake_and_gate as bake_and_gate_loop
-from migrate.phasekit.gates import GateResult, Thresholds
+from migrate.phasekit.gates import GateResult, thresholds_for
 from migrate.phasekit.checks import geography_routing, lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.errors import ProviderError, VerifyFailed
@@ -171,7 +171,7 @@ def bake_and_gate(ctx: StepContext, label: str, position: _Position, revert: Cal
     return bake_and_gate_loop(ctx, Bake(
         label=label, index=position.index, count=position.count,
         bake_seconds=float(t.env.timings.bake_seconds), settle_seconds=float(dns.record_ttl()),
-        poll_seconds=float(t.env.timings.poll_interval_seconds), thresholds=Thresholds.from_spec(t.spec.gates),
+        poll_seconds=float(t.env.timings.poll_interval_seconds), thresholds=thresholds_for(t),
         open_window=lambda: metrics.open_window(_window_plan(t, dns.routing())), revert=revert,
         rollback_command=f"migrate phase rollback shift-traffic --region {t.region}", describe=where,
         journal_extra=lambda: {"routing": dns.routing().to_json()}))
@@ -179,8 +179,9 @@ def bake_and_gate(ctx: StepContext, label: str, position: _Position, revert: Cal
 
 # --- steps --------------------------------------------------------------------------------------
 def _gate_text(t: Target) -> str:
-    g = t.spec.gates
-    ceilings = ", ".join(f"{geo} {ms:g} ms" for geo, ms in g.p95_ms_max.items())
+    g, held = t.spec.gates, thresholds_for(t)
+    ceilings = ", ".join(f"{geo} {held.ceiling(geo):g} ms" for geo in g.p95_ms_max) + (
+        f" (baseline + {g.baseline_slack_ms:g} ms where lower)" if held.baseline_p95_ms else "")
     return (f"gate: 5xx ≤ {g.error_rate_max:.2%} per serving region, p95 ≤ {ceilings}, {t.region} replication "
             f"lag ≤ {g.replication_lag_seconds_max:g} s, ≥ {g.min_samples} requests per geography, serving "
             f"regions reachable; fail → back to the last passed step at once; inconclusive → pause")

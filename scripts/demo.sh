@@ -25,6 +25,9 @@ rm -f "$MIGRATE_STATE" "$MIGRATE_STATE"-*
 say "Lab up: us-east-1 (PostgreSQL with $PLAYERS players, Redis, the game API), Route 53 + S3 on moto, WAN links"
 $M lab up --players "$PLAYERS"
 
+say "Record every write each database accepts (lab instrumentation: the one-writer checker's history)"
+$M lab record-writes
+
 say "The whole programme, as a reviewer reads it (exit 2 = changes pending)"
 $M plan --format markdown > .migrate/plan.md || [ $? -eq 2 ]
 grep -E '^(## |### )' .migrate/plan.md
@@ -32,6 +35,9 @@ echo "… (full plan with every action, check and rollback in .migrate/plan.md, 
 
 say "Baseline: players at the 60/25/15 mix, all served by us-east-1 (20 s at $RATE req/s)"
 $M lab load --duration 20 --rate "$RATE" --out .migrate/load-baseline.json
+
+say "Record that as the baseline: from here every gate fails a geography whose p95 gets worse than it (+ [gates] baseline_slack_ms)"
+$M baseline --seconds 20
 
 say "Players keep playing in the background while the regions are built, APAC shifts and Tokyo cuts over"
 start_load() {  # $1: name; players in the background at the same rate, until stop_load
@@ -68,6 +74,9 @@ $M phase run shadow-traffic --region ap-northeast-1 --yes
 
 say "Shift APAC to Tokyo: APAC's pool 1 → 5 → 25 → 50 → 100 %, bake + gate after each, then latency records"
 $M phase run shift-traffic --region ap-northeast-1 --yes
+
+say "Tokyo's mirror has done its job (APAC is on Tokyo): stop it, the source mirrors to one region at a time"
+$M phase rollback shadow-traffic --region ap-northeast-1
 
 say "Expand the schema for home-region writers while players play (squawk-linted, one revision at a time, then the handle backfill, paused while a secondary lags)"
 $M phase run expand-schema --dry-run || [ $? -eq 2 ]

@@ -140,6 +140,31 @@ def deploy_cmd(ctx: typer.Context,
     execute(ctx, "lab deploy", body)
 
 
+@app.command("record-writes")
+def record_writes_cmd(ctx: typer.Context,
+                      off: bool = typer.Option(False, "--off", help="stop recording and drop the log")) -> None:
+    """Record every write each database accepts (the one-writer checker's history; lab instrumentation,
+    never the game's schema): a trigger on the origin's players, inherited by home writers staged later."""
+
+    def body(opts):
+        from migrate.errors import LabError
+        from migrate.lab import write_log
+        from migrate.lab.topology import LabTopology
+
+        lab_dir, _ = lab_dir_and_env(opts)
+        topology = LabTopology.load(lab_dir)
+        if topology is None:
+            raise LabError(f"no lab in {lab_dir}", hint="migrate lab up")
+        (write_log.uninstall if off else write_log.install)(topology.primary().dsn())
+        line = ("stopped recording writes on the origin" if off else
+                "recording every write the origin accepts (lab_write_log); home writers staged from now on inherit it")
+        if not opts.json:
+            out.print(line)
+        return {"recording": not off, "actions": [line]}, exit_codes.OK
+
+    execute(ctx, "lab record-writes", body)
+
+
 @app.command("status")
 def status_cmd(ctx: typer.Context) -> None:
     """Every lab process (role, port, pid, state), WAN link (RTT, state) and Route 53 record."""

@@ -57,6 +57,29 @@ def register(app: typer.Typer) -> None:
 
         execute(ctx, "history", body)
 
+    @app.command("baseline")
+    def baseline_cmd(ctx: typer.Context,
+                     seconds: float = typer.Option(20.0, "--seconds",
+                                                   help="how far back the players' requests are measured")) -> None:
+        """Record each geography's p95 now, as players measured it: every later gate fails a geography
+        that gets worse than this (plus [gates] baseline_slack_ms). Record it before the first phase."""
+
+        def body(opts):
+            from migrate.engine.services import record_baseline
+
+            session = opts.session()
+            try:
+                event = record_baseline(session, seconds)
+            finally:
+                session.close()
+            if not opts.json:
+                out.print("baseline recorded: " + ", ".join(
+                    f"{geo} p95 {ms:g} ms ({event.data['samples'][geo]} requests)"
+                    for geo, ms in event.data["p95_ms"].items()) + f", over the last {seconds:g} s")
+            return {"serial": event.serial, **event.data}, exit_codes.OK
+
+        execute(ctx, "baseline", body)
+
     @app.command("unlock")
     def unlock_cmd(ctx: typer.Context, lock_id: str = typer.Argument(..., help="the lock id shown in the refusal or `migrate status`"),
                    force: bool = typer.Option(False, "--force", help="required: breaking a lease is deliberate"),

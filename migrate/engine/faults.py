@@ -7,7 +7,11 @@
     MIGRATE_FAULT="undo-before:…" / "undo-inside:…" / "undo-after:…"   the same points during rollback
 
 SIGKILL (not an exception) so that nothing — no finally, no atexit — tidies up: the test then
-sees exactly what a power cut or OOM kill leaves behind."""
+sees exactly what a power cut or OOM kill leaves behind.
+
+`MIGRATE_ABORT_AT` takes the same points and raises Aborted there instead: what the run does when the
+operator's `migrate abort` is found at that checkpoint, reached every time (the request itself lands
+at whichever checkpoint polls first)."""
 
 from __future__ import annotations
 
@@ -15,14 +19,18 @@ import os
 import signal
 from collections import Counter
 
+from migrate.errors import Aborted
+
 ENV_VAR = "MIGRATE_FAULT"
+ABORT_VAR = "MIGRATE_ABORT_AT"
 POINTS = ("before", "inside", "after", "undo-before", "undo-inside", "undo-after")
 
 _hits: Counter[tuple[str, str]] = Counter()
+_abort_hits: Counter[tuple[str, str]] = Counter()
 
 
-def _wanted() -> dict[tuple[str, str], int]:
-    spec = os.environ.get(ENV_VAR, "").strip()
+def _wanted(var: str = ENV_VAR) -> dict[tuple[str, str], int]:
+    spec = os.environ.get(var, "").strip()
     wanted: dict[tuple[str, str], int] = {}
     for item in filter(None, (part.strip() for part in spec.split(","))):
         point, _, rest = item.partition(":")
@@ -33,11 +41,17 @@ def _wanted() -> dict[tuple[str, str], int]:
 
 
 def maybe_die(point: str, step_id: str) -> None:
-    """SIGKILL this process if MIGRATE_FAULT names this point (at its Nth hit)."""
+    """SIGKILL this process if MIGRATE_FAULT names this point (at its Nth hit); raise Aborted if
+    MIGRATE_ABORT_AT does."""
+    key = (point, step_id)
+    aborts = _wanted(ABORT_VAR)
+    if aborts:
+        _abort_hits[key] += 1
+        if key in aborts and _abort_hits[key] == aborts[key]:
+            raise Aborted(f"aborted by operator request (at {point}:{step_id})")
     wanted = _wanted()
     if not wanted:
         return
-    key = (point, step_id)
     _hits[key] += 1
     if key in wanted and _hits[key] == wanted[key]:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -46,3 +60,4 @@ def maybe_die(point: str, step_id: str) -> None:
 def reset() -> None:
     """Forget hit counts (for in-process tests)."""
     _hits.clear()
+    _abort_hits.clear()

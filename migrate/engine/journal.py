@@ -31,6 +31,7 @@ OPERATOR_REQUEST = "operator_request"
 LOCK_BROKEN = "lock_broken"
 RUN_PAUSED = "run_paused"  # the running phase acknowledged a pause request
 RUN_RESUMED = "run_resumed"
+BASELINE = "baseline"  # the players' p95 per geography before the programme changed anything (gates compare to it)
 GATE = "gate"  # one gate evaluation: verdict (pass / fail / inconclusive), measured values, reason
 
 # Step statuses
@@ -86,6 +87,7 @@ class JournalState:
 
     serial: int = 0
     phases: dict[str, PhaseState] = field(default_factory=dict)
+    baseline: dict[str, Any] | None = None  # the latest recorded baseline: {"p95_ms": {geo: ms}, "window": …}
 
     def phase(self, phase: str, region: str | None) -> PhaseState:
         key = target_key(phase, region)
@@ -118,6 +120,8 @@ def fold(events: Iterable[Event]) -> JournalState:
     state = JournalState()
     for ev in events:
         state.serial = max(state.serial, ev.serial)
+        if ev.kind == BASELINE:
+            state.baseline = dict(ev.data)
         if ev.phase is None:
             continue
         ps = state.phase(ev.phase, ev.region)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import getpass
 import os
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,8 @@ from migrate.engine.plan import Plan, build_plan, check_not_stale, load_plan, ph
 from migrate.engine.reporting import Reporter, SilentReporter
 from migrate.engine.runner import Runner, RunOutcome
 from migrate.engine.state import Event, Lock, StateStore, open_store
-from migrate.errors import (LockHeld, MigrateError, NothingRunning, UnknownRegion, UsageError)
+from migrate.errors import (LockHeld, MigrateError, NothingRunning, PreflightFailed, UnknownRegion,
+                            UsageError)
 from migrate.engine.registry import built_names, get_phase
 from migrate.names import PHASES
 
@@ -348,6 +350,30 @@ def history(session: Session, limit: int = 50, phase: str | None = None,
     events = [e for e in session.store.events(session.env.name)
               if (phase is None or e.phase == phase) and (region is None or e.region == region)]
     return events[-limit:] if limit > 0 else events
+
+
+def record_baseline(session: Session, seconds: float) -> Event:
+    """Journal each geography's p95 as its players measured it over the last `seconds`: what every later
+    gate holds the programme to ("no geography worse than before"). Refused, changing nothing, when a
+    geography has fewer than the gates' min_samples requests in the window."""
+    if not 0 < seconds <= 3600:
+        raise UsageError(f"--seconds {seconds:g} is outside 0 < seconds ≤ 3600", hint="e.g. --seconds 20")
+    metrics = session.providers.traffic_metrics
+    if metrics is None:
+        raise UsageError(f"the {session.env.kind} environment has no traffic metrics adapter")
+    end = time.time()
+    seen = metrics.players_latency(tuple(session.spec.traffic_mix), end - seconds, end)
+    need = session.spec.gates.min_samples
+    short = [g for g in seen if g.p95_ms is None or g.samples < need]
+    if short:
+        raise PreflightFailed(
+            "baseline not recorded: " + ", ".join(f"{g.geography} {g.samples} requests" for g in short)
+            + f" in the last {seconds:g} s (each geography needs min_samples {need})",
+            hint="record it while players play (in the lab: `migrate lab load`), or over more --seconds")
+    data = {"p95_ms": {g.geography: round(g.p95_ms, 1) for g in seen},
+            "samples": {g.geography: g.samples for g in seen}, "window_seconds": seconds,
+            "from": round(end - seconds, 3), "to": round(end, 3), "source": seen[0].source if seen else ""}
+    return session.store.append(session.env.name, journal.BASELINE, actor=session.actor, data=data)
 
 
 def request(session: Session, action: str) -> Event:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 # The measured values are value types of the provider layer (providers/traffic.py), so that adapters can
@@ -40,17 +40,36 @@ class Thresholds:
     p95_ms_max: Mapping[str, float]  # geography → p95 ceiling in ms
     replication_lag_seconds_max: float  # the largest replica lag tolerated
     min_samples: int  # requests a geography needs before its p95 can pass
+    baseline_p95_ms: Mapping[str, float] = field(default_factory=dict)  # recorded before the programme
+    baseline_slack_ms: float = 0.0  # how far over its baseline a geography's p95 may go
 
     @classmethod
-    def from_spec(cls, gates: Any) -> Thresholds:
-        """From migrate.spec.Gates."""
+    def from_spec(cls, gates: Any, baseline: Mapping[str, Any] | None = None) -> Thresholds:
+        """From migrate.spec.Gates and the journal's recorded baseline (JournalState.baseline), if any."""
         return cls(float(gates.error_rate_max), dict(gates.p95_ms_max),
-                   float(gates.replication_lag_seconds_max), int(gates.min_samples))
+                   float(gates.replication_lag_seconds_max), int(gates.min_samples),
+                   dict((baseline or {}).get("p95_ms", {})), float(getattr(gates, "baseline_slack_ms", 0.0)))
+
+    def ceiling(self, geography: str) -> float | None:
+        """The p95 a geography must stay under: its spec ceiling, lowered to baseline + slack once recorded."""
+        ceilings = [c for c in (self.p95_ms_max.get(geography),
+                                None if geography not in self.baseline_p95_ms
+                                else self.baseline_p95_ms[geography] + self.baseline_slack_ms) if c is not None]
+        return min(ceilings) if ceilings else None
 
     def to_json(self) -> dict[str, Any]:
-        return {"error_rate_max": self.error_rate_max, "p95_ms_max": dict(self.p95_ms_max),
-                "replication_lag_seconds_max": self.replication_lag_seconds_max,
-                "min_samples": self.min_samples}
+        out = {"error_rate_max": self.error_rate_max, "p95_ms_max": dict(self.p95_ms_max),
+               "replication_lag_seconds_max": self.replication_lag_seconds_max,
+               "min_samples": self.min_samples}
+        if self.baseline_p95_ms:
+            out.update(baseline_p95_ms=dict(self.baseline_p95_ms), baseline_slack_ms=self.baseline_slack_ms)
+        return out
+
+
+def thresholds_for(target: Any) -> Thresholds:
+    """The gates of `target`'s spec held to the journal's recorded baseline (when one is recorded)."""
+    journal = getattr(target, "journal", None)
+    return Thresholds.from_spec(target.spec.gates, getattr(journal, "baseline", None))
 
 
 @dataclass(frozen=True)
@@ -109,7 +128,7 @@ def evaluate(m: Measurements, t: Thresholds) -> GateResult:
                             f"({_pct(r.errors / r.requests)} > {_pct(t.error_rate_max)})")
 
     for g in m.geographies:
-        ceiling = t.p95_ms_max.get(g.geography)
+        ceiling = t.ceiling(g.geography)
         if ceiling is None:
             missing.append(f"{g.geography}: no p95 ceiling in the spec")
         elif g.p95_ms is None or g.samples <= 0:
@@ -117,7 +136,10 @@ def evaluate(m: Measurements, t: Thresholds) -> GateResult:
         elif g.samples < t.min_samples:
             missing.append(f"{g.geography}: {g.samples} requests < min_samples {t.min_samples}")
         elif g.p95_ms > ceiling:
-            failures.append(f"{g.geography}: p95 {g.p95_ms:.0f} ms > {ceiling:.0f} ms "
+            base = t.baseline_p95_ms.get(g.geography)
+            why = (f", worse than before: baseline {base:.0f} ms + {t.baseline_slack_ms:g}"
+                   if base is not None and ceiling < t.p95_ms_max.get(g.geography, float("inf")) else "")
+            failures.append(f"{g.geography}: p95 {g.p95_ms:.0f} ms > {ceiling:.0f} ms{why} "
                             f"({g.samples} requests)")
 
     lag = m.replication_lag_seconds

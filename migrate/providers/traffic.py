@@ -160,6 +160,9 @@ class TrafficMetrics(Protocol):
     def open_window(self, plan: WindowPlan) -> MetricsWindow:
         """Start measuring now (baseline counters, start time); cheap."""
 
+    def players_latency(self, geographies: tuple[str, ...], start: float, end: float) -> list[GeographyLatency]:
+        """Each geography's p95 as its players measured it over the past [start, end] (epoch seconds); read-only."""
+
     def recent_errors(self, region: str) -> RegionErrors:
         """The region's requests and 5xx over its recent past (AWS: the last 15 minutes; lab: since its app
         started), for the error-budget preflight; read-only."""

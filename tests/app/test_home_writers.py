@@ -130,3 +130,42 @@ def test_a_write_held_by_the_origins_fence_lands_on_the_new_writer_when_routing_
     assert answers and answers[0].status_code == 200, answers and answers[0].text
     assert answers[0].headers["X-LSN"].endswith(f"@{AP}")
     assert coins(home_writer, TOKYO_PLAYER) == 99 and coins(db, TOKYO_PLAYER) != 99
+
+
+def claims(dsn: str) -> dict[str, int]:
+    with psycopg.connect(dsn) as conn:
+        return dict(conn.execute("SELECT handle, player_id FROM handle_claims").fetchall())
+
+
+def players_named(dsn: str, handle: str) -> list[int]:
+    with psycopg.connect(dsn) as conn:
+        return [row[0] for row in conn.execute("SELECT id FROM players WHERE handle = %s", (handle,)).fetchall()]
+
+
+def test_after_its_cutover_a_homes_sign_ups_and_renames_claim_at_the_us_east_1_authority(
+        make_client, db, home_writer, tmp_path):
+    writers = tmp_path / "writers.json"
+    route(writers, {AP: home_writer})  # Tokyo's home has its own writer (a copy taken before what follows)
+    virginia = make_client(US, app_generation=2, writers_file=writers)
+    tokyo = make_client(AP, app_generation=2, writers_file=writers)
+    assert virginia.post("/v1/players", json={"handle": "neo"}).status_code == 201  # unknown to the copy
+
+    taken = tokyo.post("/v1/players", json={"handle": "neo"})
+    assert taken.status_code == 409 and taken.json()["error"] == "handle_taken"  # the authority decides
+    assert players_named(home_writer, "neo") == []
+
+    created = tokyo.post("/v1/players", json={"handle": "trinity"})
+    assert created.status_code == 201, created.text
+    new_id = created.json()["id"]
+    assert players_named(home_writer, "trinity") == [new_id] and players_named(db, "trinity") == []
+    assert claims(db)["trinity"] == new_id  # claimed at the authority, written at home
+
+    headers = login(tokyo, TOKYO_PLAYER)
+    old_handle = tokyo.get(f"/v1/players/{TOKYO_PLAYER}", headers=headers).json()["handle"]
+    refused = tokyo.patch(f"/v1/players/{TOKYO_PLAYER}", json={"handle": "neo"}, headers=headers)
+    assert refused.status_code == 409
+    renamed = tokyo.patch(f"/v1/players/{TOKYO_PLAYER}", json={"handle": "morpheus"}, headers=headers)
+    assert renamed.status_code == 200, renamed.text
+    held = claims(db)
+    assert held["morpheus"] == TOKYO_PLAYER and old_handle not in held  # moved at the authority
+    assert virginia.post("/v1/players", json={"handle": "morpheus"}).status_code == 409

@@ -184,3 +184,12 @@ def test_every_mutating_command_takes_yes_like_phase_run(command, own_state):
     """Runbooks pass --yes to every command alike; none may refuse it as an unknown option."""
     proc = migrate(*command, "--yes")
     assert "No such option" not in proc.stderr and proc.returncode in (0, 1), proc.stderr
+
+
+@pytest.mark.parametrize("seconds", ["0", "-5", "7200"])
+def test_a_baseline_over_a_window_that_makes_no_sense_is_one_line_and_journals_nothing(seconds, own_state):
+    proc = migrate("baseline", "--seconds", seconds)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error [") and f"--seconds {float(seconds):g}" in lines[0], proc.stderr
+    assert SqliteStateStore(str(own_state)).events("lab") == [] if own_state.exists() else True

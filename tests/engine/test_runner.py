@@ -184,3 +184,17 @@ def test_requests_for_another_run_are_ignored(store):
                                                 data={"action": "abort", "run_id": "someone-else"}),
                                    time.sleep(0.6), ctx.checkpoint())
     assert make_runner(store, FakePhase(world)).apply().status == "succeeded"
+
+
+def test_migrate_abort_at_names_the_checkpoint_an_abort_lands_in_and_is_honoured_like_a_request(store, monkeypatch):
+    from migrate.engine import faults
+
+    monkeypatch.setenv(faults.ABORT_VAR, "inside:b")
+    faults.reset()
+    world = World()
+    world.hook["b"] = lambda ctx: ctx.checkpoint()
+    outcome = make_runner(store, FakePhase(world)).apply()
+    faults.reset()
+    assert outcome.status == "aborted"
+    assert "apply:c" not in world.calls and world.present == set()
+    assert kinds(store)[-1] == (journal.ROLLBACK_SUCCEEDED, None)

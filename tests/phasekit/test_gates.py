@@ -4,6 +4,7 @@ Fail wins over Inconclusive, and every result carries the measured values and th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
@@ -152,3 +153,26 @@ def test_summary_handles_missing_figures():
     line = summary({"regions": {"us-east-1": {"errors": None, "requests": None}},
                     "geographies": {"apac": {"p95_ms": None}}, "replication_lag_seconds": None})
     assert line == "errors us-east-1 ?; p95 apac –; lag –"
+
+
+def test_a_recorded_baseline_lowers_each_geographys_ceiling_to_baseline_plus_slack():
+    gates = SimpleNamespace(error_rate_max=0.01, p95_ms_max={"apac": 400, "na": 300, "eu": 350},
+                            replication_lag_seconds_max=2, min_samples=10, baseline_slack_ms=15)
+    t = Thresholds.from_spec(gates, {"p95_ms": {"apac": 213.4, "na": 44.4}})
+    assert (t.ceiling("apac"), t.ceiling("na"), t.ceiling("eu")) == (228.4, 59.4, 350)
+    assert Thresholds.from_spec(gates).ceiling("na") == 300  # no baseline recorded: the spec's ceiling
+
+
+def test_a_geography_worse_than_its_baseline_fails_the_gate_and_says_so():
+    gates = SimpleNamespace(error_rate_max=0.01, p95_ms_max={"apac": 400, "na": 300, "eu": 350},
+                            replication_lag_seconds_max=2, min_samples=10, baseline_slack_ms=15)
+    t = Thresholds.from_spec(gates, {"p95_ms": {"apac": 210.0, "na": 40.0, "eu": 125.0}})
+    worse = Measurements(regions=(RegionErrors("us-east-1", 500, 0),),
+                         geographies=(GeographyLatency("apac", 300, 39.0), GeographyLatency("na", 100, 61.0),
+                                      GeographyLatency("eu", 60, 126.0)),
+                         replication_lag_seconds=0.1)
+    result = evaluate(worse, t)
+    assert result.verdict == FAIL
+    assert result.reasons == ("na: p95 61 ms > 55 ms, worse than before: baseline 40 ms + 15 (100 requests)",)
+    assert evaluate(replace(worse, geographies=(GeographyLatency("apac", 300, 39.0), GeographyLatency("na", 100, 54.0),
+                                                GeographyLatency("eu", 60, 126.0))), t).verdict == PASS

@@ -47,6 +47,14 @@ class PhaseUnderTest:
     inside_at: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     # steps whose undo passes a checkpoint (undo-inside can only die there; most undos are one call)
     undo_inside: tuple[str, ...] = ()
+    # steps also crashed before and after them (None: every step). Elsewhere only inside, which must
+    # then stand after the step's action: "after" would repeat that state, and "before" (started, nothing
+    # done) is the engine's own resume, the same for every step (tests/engine/test_runner.py). Undo: every
+    # step dies after its undo (the undo repeated must be harmless), only these before it.
+    boundaries: tuple[str, ...] | None = None
+
+    def _boundary(self, step: str) -> bool:
+        return self.boundaries is None or step in self.boundaries
 
     def inside_checkpoints(self, step: str) -> tuple[str, ...]:
         """The `@n` suffixes `inside:` dies at for `step` ("" is the first checkpoint)."""
@@ -57,12 +65,14 @@ class PhaseUnderTest:
         """Every (MIGRATE_FAULT, step) a run can die at, in order: before, inside (at each checkpoint
         named) and after each step."""
         return [(f"{point}:{step}{at}", step) for step in self.step_ids for point in POINTS
+                if point == "inside" or self._boundary(step)
                 for at in (self.inside_checkpoints(step) if point == "inside" else ("",))]
 
     def undo_crash_points(self) -> list[tuple[str, str]]:
         """Every (point, step) a rollback can die at, in the order a rollback reaches them."""
         return [(point, step) for step in reversed(self.step_ids) for point in UNDO_POINTS
-                if point != "undo-inside" or step in self.undo_inside]
+                if (point != "undo-inside" or step in self.undo_inside)
+                and (point != "undo-before" or self._boundary(step))]
 
     def cli_target(self) -> list[str]:
         return [self.name] + (["--region", self.region] if self.region else [])

@@ -6,6 +6,8 @@ ordered and the ledger can judge them. A client:
 - logs in when it has no token (and again after a 401, e.g. `stale_epoch` after re-homing, retrying once);
 - follows a 409 `wrong_region` to the region the answer names (once), through its geography's link to
   that region: the request's latency is the sum of both exchanges, the 409 is counted as recovered;
+- sends home-bound requests (scores, tickets) straight to the region its login or last 409 named as
+  serving its home, as a game client remembers its home's endpoint;
 - reads its own profile with `X-Min-LSN` after a write and checks it sees that write (read-your-writes)."""
 
 from __future__ import annotations
@@ -211,18 +213,18 @@ class Player:
         elif action == "profile_write":
             await self._authed(s, region, "profile_write", self._profile_write)
         elif action == "score_submit":
-            await self._authed(s, region, "score_submit", self._score_submit)
+            await self._authed(s, region, "score_submit", self._score_submit, home_bound=True)
         elif action == "leaderboard_regional":
             await self._plain(s, region, "leaderboard_regional", "/v1/leaderboard/regional?limit=100")
         elif action == "leaderboard_global":
             await self._plain(s, region, "leaderboard_global", "/v1/leaderboard/global?limit=100")
         elif action == "matchmaking":
             if s.ticket_id is None:
-                await self._authed(s, region, "match_create", self._match_create)
+                await self._authed(s, region, "match_create", self._match_create, home_bound=True)
             elif s.ticket_polls >= 3 and self.rng.random() < 0.5:
-                await self._authed(s, region, "match_cancel", self._match_cancel)
+                await self._authed(s, region, "match_cancel", self._match_cancel, home_bound=True)
             else:
-                await self._authed(s, region, "match_poll", self._match_poll)
+                await self._authed(s, region, "match_poll", self._match_poll, home_bound=True)
         else:
             raise ValueError(f"unknown action {action!r}")
 
@@ -247,13 +249,17 @@ class Player:
         out = await self.net.exchange(s.geography, region, "GET", path)
         self._record(s, kind, out.latency_ms, out.error, region)
 
-    async def _authed(self, s: Session, region: str, kind: str, body: Callable) -> None:
+    async def _authed(self, s: Session, region: str, kind: str, body: Callable, home_bound: bool = False) -> None:
         """Log in first if needed, then run `body` (one exchange, its own ledger bookkeeping). A 401
         makes the client log in again and retry; a 409 wrong_region makes it retry at the region the
-        answer names; at most two retries. The latency recorded is the sum of the exchanges."""
+        answer names; at most two retries. The latency recorded is the sum of the exchanges.
+
+        A home-bound request (scores, tickets: only the region serving the player's home takes them) goes
+        where the login or the last 409 said that is, as a game client remembers it, rather than through
+        DNS to a region that can only send it on."""
         if s.token is None and not await self._login(s, region):
             return
-        spent, target = 0.0, region
+        spent, target = 0.0, (s.serving_region if home_bound and s.serving_region else region)
         for attempt in range(3):
             out = await body(s, target)
             spent += out.latency_ms

@@ -217,6 +217,10 @@ class CloudWatchTrafficMetrics:
             out.append(GeographyLatency(geo, int(n or 0), p95, source))
         return out
 
+    def players_latency(self, geographies: tuple[str, ...], start: float, end: float) -> list[GeographyLatency]:
+        return self.player_latency(geographies, datetime.fromtimestamp(start, UTC),
+                                   datetime.fromtimestamp(end, UTC))
+
     def max_lag_seconds(self, region: str, start: datetime, end: datetime) -> float | None:
         """The largest AuroraGlobalDBReplicationLag (in s) of the region's secondary over [start, end]."""
         got = self._get(region, [self._query("lag", RDS_NAMESPACE, LAG_METRIC,

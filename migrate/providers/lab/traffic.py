@@ -411,6 +411,15 @@ class LabTrafficMetrics:
     def open_window(self, plan: WindowPlan) -> LabMetricsWindow:
         return LabMetricsWindow(self, plan)
 
+    def players_latency(self, geographies: tuple[str, ...], start: float, end: float) -> list[GeographyLatency]:
+        """From the players' own interval logs (no estimate: a geography nobody played in has no figure)."""
+        out = []
+        for geography in geographies:
+            players = read_range(self.topology.lab_dir, geography, start, end)
+            out.append(GeographyLatency(geography, players.samples, players.p95_ms if players.samples else None,
+                                        PLAYERS_SOURCE))
+        return out
+
     def recent_errors(self, region: str) -> RegionErrors:
         """Since the region's app started (the lab keeps no history of its own)."""
         now = self.scrape(region)

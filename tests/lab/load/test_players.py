@@ -29,13 +29,15 @@ class FakeGame:
         self.calls: list[tuple[str, str, str]] = []
         self.bump_epoch_after: int | None = None
         self.patch_status = 200
+        self.login_names_serving: str | None = US  # the login's serving_region (None: an app that omits it)
 
     def handler(self, region: str):
         def handle(request: httpx.Request) -> httpx.Response:
             self.calls.append((region, request.method, request.url.path))
             auth = request.headers.get("authorization", "")
             if request.url.path == "/v1/login":
-                return httpx.Response(200, json={"token": f"t-{len(self.calls)}", "serving_region": US})
+                return httpx.Response(200, json={"token": f"t-{len(self.calls)}",
+                                                 "serving_region": self.login_names_serving})
             stale = self.bump_epoch_after is not None and len(self.calls) > self.bump_epoch_after
             if stale and auth == "Bearer t-1":
                 return httpx.Response(401, json={"error": "unauthorized", "reason": "stale_epoch"})
@@ -83,6 +85,7 @@ def play(game: FakeGame, actions: list[tuple[str, str]]) -> tuple[Metrics, Ledge
 
 def test_a_wrong_region_answer_is_followed_to_the_serving_region():
     game = FakeGame()
+    game.login_names_serving = None  # the client does not know where its home is served yet
     metrics, ledger, session = play(game, [(AP, "score_submit")])
     assert game.calls == [(AP, "POST", "/v1/login"), (AP, "POST", "/v1/scores"),
                           (US, "POST", "/v1/scores")]
@@ -91,6 +94,13 @@ def test_a_wrong_region_answer_is_followed_to_the_serving_region():
     assert metrics.cell("apac", "score_submit").histogram.get_total_count() == 1  # one action, both exchanges
     assert ledger.scores[1].region == US and ledger.scores[1].acked == 1 and ledger.refused == 1
     assert session.serving_region == US
+
+
+def test_home_bound_requests_go_where_the_login_said_the_home_is_served_and_the_rest_through_dns():
+    game = FakeGame()
+    metrics, ledger, session = play(game, [(AP, "score_submit"), (AP, "profile_write")])
+    assert game.calls == [(AP, "POST", "/v1/login"), (US, "POST", "/v1/scores"), (AP, "PATCH", "/v1/players/1")]
+    assert metrics.recovered == {} and ledger.scores[1].acked == 1
 
 
 def test_an_expired_session_logs_in_again_and_retries():

@@ -1,0 +1,47 @@
+"""Every geography's players held to the recorded baseline after a change that moves no traffic (a
+cutover moves writers, not players): bake the world as it routes now and gate it (bake.py) with the
+spec's gates lowered to baseline + slack (gates.thresholds_for). Without a recorded baseline there is
+nothing to hold the players to: the step says so and passes nothing off as measured."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from migrate.errors import ProviderError
+from migrate.phasekit.bake import Bake, bake_and_gate
+from migrate.phasekit.gates import thresholds_for
+from migrate.phasekit.model import StepContext, Target
+from migrate.providers.traffic import WindowPlan
+
+
+def world_plan(t: Target) -> WindowPlan:
+    """Every geography as its pool routes now; every region with an API counted; the target's lag."""
+    runtime, dns = t.providers.runtime, t.providers.dns
+    regions = tuple(r for r in t.spec.regions if runtime.api_endpoint(r) is not None)
+    routes = {geo: dns.pool(geo).routing() for geo in t.spec.traffic_mix}
+    serving = sorted({r for pool in routes.values() for r in pool.serving() if r in regions})
+    own = routes.get(t.spec.regions[t.region].geography) if t.region else next(iter(routes.values()))
+    return WindowPlan(regions=regions, serving=tuple(serving), routing=own, geographies=tuple(t.spec.traffic_mix),
+                      mix=dict(t.spec.traffic_mix), lag_region=t.region, routes=routes)
+
+
+def watch_players(ctx: StepContext, label: str, rollback_command: str) -> dict[str, Any]:
+    """Bake for the environment's bake_seconds and gate every geography against its baseline; a failure
+    fails the step (VerifyFailed, journaled with the figures) and names `rollback_command`: a change of
+    writers is not put back by a gate on its own. Inconclusive pauses for a human, as every gate does."""
+    t = ctx.target
+    ctx.checkpoint()
+    journal = getattr(t, "journal", None)
+    if getattr(journal, "baseline", None) is None:
+        return {"skipped": "no baseline recorded (`migrate baseline` while players play, before the programme)"}
+    metrics = t.providers.traffic_metrics
+    if metrics is None or t.providers.dns is None or t.providers.runtime is None:
+        raise ProviderError("this environment cannot measure its players (traffic metrics, DNS, runtime)")
+    timings = t.env.timings
+    result = bake_and_gate(ctx, Bake(
+        label=label, index=0, count=1, bake_seconds=float(timings.bake_seconds), settle_seconds=0.0,
+        poll_seconds=float(timings.poll_interval_seconds), thresholds=thresholds_for(t),
+        open_window=lambda: metrics.open_window(world_plan(t)),
+        revert=lambda: f"nothing put back by the gate: `{rollback_command}` moves the writers back",
+        rollback_command=rollback_command))
+    return {"gate": result.verdict, "reason": result.reason}
