@@ -30,8 +30,10 @@ HOLD_S = 3.5  # the apps' WRITE_HOLD_SECONDS (3 s) and an interval
 
 @pytest.fixture
 def logged_lab(clean_lab):
-    """Expanded, every write each database accepts logged; all of it removed afterwards."""
+    """Tokyo stood up (its app and Redis: re-homed players submit scores there), expanded, every write
+    each database accepts logged; all of it removed afterwards."""
     with harness.session() as session:
+        assert services.run_phase(session, "stand-up-region", REGION).status == "succeeded"
         assert services.run_phase(session, "expand-schema", None).status == "succeeded"
     write_log.install(clean_lab.primary().dsn())
     yield clean_lab
