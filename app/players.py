@@ -16,7 +16,7 @@ from app.errors import AppError
 from app.ids import HOME_REGIONS
 from app.player_store import LSN_PATTERN, HandleTaken, create_player, read_player, update_player
 from app.runtime import Runtime, runtime
-from app.sessions import MAX_PLAYER_ID, Player
+from app.sessions import MAX_PLAYER_ID, SERVING_HEADER, Player
 
 MAX_BIGINT = 2**63 - 1
 MAX_INT = 2**31 - 1
@@ -141,11 +141,14 @@ async def get_player(
     min_lsn: Annotated[str | None, Header(alias="X-Min-LSN", pattern=LSN_PATTERN,
                                           description="LSN from a write: read at least that")] = None,
 ) -> Profile:
-    """A player's profile from this region's reader (X-Read-From says which pool served it)."""
+    """A player's profile from this region's reader (X-Read-From says which pool served it; X-Serving-Region
+    which region takes the player's scores and tickets now, so a client learns a re-home before its next
+    score needs a 409 to find out)."""
     row, served_by = await read_player(rt, player_id, min_lsn)
     response.headers["X-Read-From"] = served_by
     if row is None:
         raise AppError(404, "player_not_found", f"no player {player_id}", player_id=player_id)
+    response.headers[SERVING_HEADER] = rt.serving_region(row["home_region"])
     return Profile(**row)
 
 

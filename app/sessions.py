@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -112,15 +112,23 @@ def verify(settings: Settings, token: str, now: float) -> Claims:
 _bearer = HTTPBearer(auto_error=False, description="token from POST /v1/login")
 
 
+# Which region takes the player's home-bound requests (scores, tickets) now: on every answer that knows
+# the player, so a client re-learns it as soon as a cutover re-homes the player.
+SERVING_HEADER = "X-Serving-Region"
+
+
 def current_player(credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-                   rt: Annotated[Runtime, Depends(runtime)]) -> Claims:
-    """FastAPI dependency: the verified claims of the request's bearer token, else 401."""
+                   rt: Annotated[Runtime, Depends(runtime)], response: Response) -> Claims:
+    """FastAPI dependency: the verified claims of the request's bearer token, else 401; the answer says
+    which region serves the player's home now (SERVING_HEADER)."""
     if credentials is None:
         raise AppError(401, "unauthorized", "missing bearer token", reason="missing_token")
     try:
-        return verify(rt.settings, credentials.credentials, rt.clock())
+        claims = verify(rt.settings, credentials.credentials, rt.clock())
     except TokenError as exc:
         raise AppError(401, "unauthorized", exc.message, reason=exc.reason) from None
+    response.headers[SERVING_HEADER] = rt.serving_region(claims.home_region)
+    return claims
 
 
 Player = Annotated[Claims, Depends(current_player)]

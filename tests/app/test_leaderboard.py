@@ -121,6 +121,18 @@ def test_home_routing_file_is_followed_while_running(make_client, tmp_path):
     assert response.status_code == 409 and response.json()["serving_region"] == AP
 
 
+def test_answers_about_a_player_name_the_region_serving_its_home_so_clients_follow_a_re_home(make_client, tmp_path):
+    routing = tmp_path / "routing.json"
+    routing.write_text(json.dumps({AP: US}))
+    app = make_client(US, home_routing_file=routing)
+    auth = login(app, 25)  # homed in Tokyo
+    assert app.get("/v1/players/25").headers["X-Serving-Region"] == US
+    routing.write_text(json.dumps({AP: AP, "pad": "x"}))  # Tokyo's cutover re-homed its players
+    assert app.get("/v1/players/25").headers["X-Serving-Region"] == AP
+    written = app.patch("/v1/players/25", json={"coins": 3}, headers=auth)
+    assert written.status_code == 200 and written.headers["X-Serving-Region"] == AP
+
+
 @pytest.mark.parametrize("body, field", [
     ({}, "score"), ({"score": -1}, "score"), ({"score": MAX_SCORE + 1}, "score"),
     ({"score": "ten"}, "score"), ({"score": 1.5}, "score"), ({"score": 1, "bonus": 2}, "bonus"),

@@ -6,8 +6,9 @@ ordered and the ledger can judge them. A client:
 - logs in when it has no token (and again after a 401, e.g. `stale_epoch` after re-homing, retrying once);
 - follows a 409 `wrong_region` to the region the answer names (once), through its geography's link to
   that region: the request's latency is the sum of both exchanges, the 409 is counted as recovered;
-- sends home-bound requests (scores, tickets) straight to the region its login or last 409 named as
-  serving its home, as a game client remembers its home's endpoint;
+- sends home-bound requests (scores, tickets) straight to the region serving its home, as the login,
+  the last 409 or any answer about itself (X-Serving-Region) named it: a game client remembers its
+  home's endpoint and learns a re-home from its next answer;
 - reads its own profile with `X-Min-LSN` after a write and checks it sees that write (read-your-writes)."""
 
 from __future__ import annotations
@@ -263,6 +264,7 @@ class Player:
         for attempt in range(3):
             out = await body(s, target)
             spent += out.latency_ms
+            self._learn_serving(s, out)
             code = out.body.get("error") if isinstance(out.body, dict) else None
             last = attempt == 2
             if out.status == 401 and not last:
@@ -282,6 +284,13 @@ class Player:
             self._record(s, kind, spent, out.error, target)
             return
 
+    @staticmethod
+    def _learn_serving(s: Session, out) -> None:
+        """An answer about the player names the region serving its home now (X-Serving-Region)."""
+        served = out.headers.get("x-serving-region") if out.headers else None
+        if served:
+            s.serving_region = served
+
     # -- actions --------------------------------------------------------------------------------
 
     async def _profile_read(self, s: Session, region: str) -> None:
@@ -290,6 +299,8 @@ class Player:
         headers = {"X-Min-LSN": s.last_lsn} if own and s.last_lsn else None
         out = await self.net.exchange(s.geography, region, "GET", f"/v1/players/{pid}", headers=headers)
         self._record(s, "profile_read", out.latency_ms, out.error, region)
+        if own:
+            self._learn_serving(s, out)
         expected = self.ledger.last_profile_value(s.player_id) if headers else None
         if out.ok and expected is not None and not self.ledger.may_have_changed(s.player_id):
             self.metrics.ryw_checked += 1

@@ -30,6 +30,7 @@ class FakeGame:
         self.bump_epoch_after: int | None = None
         self.patch_status = 200
         self.login_names_serving: str | None = US  # the login's serving_region (None: an app that omits it)
+        self.serving_now: str | None = None  # X-Serving-Region on answers about the player (a re-home)
 
     def handler(self, region: str):
         def handle(request: httpx.Request) -> httpx.Response:
@@ -42,14 +43,15 @@ class FakeGame:
             if stale and auth == "Bearer t-1":
                 return httpx.Response(401, json={"error": "unauthorized", "reason": "stale_epoch"})
             if request.url.path == "/v1/scores":
-                if region != US:
+                if region != (self.serving_now or US):
                     return httpx.Response(409, json={"error": "wrong_region", "home_region": US,
-                                                     "serving_region": US, "region": region})
-                return httpx.Response(200, json={"region": US, "best_score": json.loads(request.content)["score"]})
+                                                     "serving_region": self.serving_now or US, "region": region})
+                return httpx.Response(200, json={"region": region, "best_score": json.loads(request.content)["score"]})
             if request.method == "PATCH":
                 if self.patch_status != 200:
                     return httpx.Response(self.patch_status, json={"error": "database_unavailable"})
-                return httpx.Response(200, json={"lsn": "0/1"}, headers={"X-LSN": "0/1"})
+                return httpx.Response(200, json={"lsn": "0/1"}, headers={
+                    "X-LSN": "0/1", **({"X-Serving-Region": self.serving_now} if self.serving_now else {})})
             return httpx.Response(200, json={})
 
         return handle
@@ -101,6 +103,14 @@ def test_home_bound_requests_go_where_the_login_said_the_home_is_served_and_the_
     metrics, ledger, session = play(game, [(AP, "score_submit"), (AP, "profile_write")])
     assert game.calls == [(AP, "POST", "/v1/login"), (US, "POST", "/v1/scores"), (AP, "PATCH", "/v1/players/1")]
     assert metrics.recovered == {} and ledger.scores[1].acked == 1
+
+
+def test_a_re_home_named_on_any_answer_about_the_player_sends_its_next_score_there_without_a_409():
+    game = FakeGame()
+    game.serving_now = AP  # the home was re-homed to Tokyo after the login said us-east-1
+    metrics, ledger, session = play(game, [(AP, "profile_write"), (AP, "score_submit")])
+    assert game.calls == [(AP, "POST", "/v1/login"), (AP, "PATCH", "/v1/players/1"), (AP, "POST", "/v1/scores")]
+    assert metrics.recovered == {} and session.serving_region == AP
 
 
 def test_an_expired_session_logs_in_again_and_retries():
