@@ -54,7 +54,7 @@ def phase_runs(spec: Path, state: str) -> list[dict[str, Any]]:
     return [r for r in runs if r["outcome"] == "run_succeeded" and r["steps"]]  # a re-run with nothing to do is no phase
 
 
-def cutover_stall(lab_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
+def cutover_stall(lab_dir: Path, run: dict[str, Any], settle_s: float) -> dict[str, Any]:
     """The players' longest request while the home's writes were held, against the floor."""
     from migrate.lab.topology import player_rtt_ms
     from migrate.names import SOURCE_REGION
@@ -62,11 +62,16 @@ def cutover_stall(lab_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
     steps = run["steps"]
     fenced, routed = steps["fence-origin"]["start"], steps["route-writes"]["end"]
     seen = latency_in(lab_dir, fenced, routed + HOLD_S)
+    # the move as players lived it: until the gate starts judging (re-home, clients re-learning their home)
+    settled = steps["rehome"]["end"] + settle_s if "rehome" in steps else routed + HOLD_S
+    moving = latency_in(lab_dir, fenced, settled)
     geography = {"ap-northeast-1": "apac", "eu-central-1": "eu"}.get(run["region"], "na")
     promote_s = steps["promote"]["end"] - steps["promote"]["start"]
     floor_ms = player_rtt_ms(geography, SOURCE_REGION) + promote_s * 1000
     return {"region": run["region"], "fence_to_routed_s": round(routed - fenced, 3),
             "longest_request_ms": {g: v["max_ms"] for g, v in seen.items()},
+            "until_settled_s": round(settled - fenced, 1),
+            "until_settled": {g: {k: v[k] for k in ("p95_ms", "max_ms", "failed")} for g, v in moving.items()},
             "failed_requests": sum(v["failed"] for v in seen.values()),
             "floor_ms": round(floor_ms, 1), "target_ms": round(floor_ms + 500, 1)}
 
@@ -118,6 +123,10 @@ def ledger(path: Path) -> dict[str, Any]:
 
 def build(spec: Path, state: str, lab_dir: Path, before: Path, after: dict[str, Path],
           during: list[Path]) -> dict[str, Any]:
+    from migrate.phasekit.players_gate import SETTLE_SHARE
+    from migrate.spec import load_spec
+
+    settle_s = load_spec(spec).environment("lab").timings.bake_seconds * SETTLE_SHARE
     base = load_p95(before)
     runs = phase_runs(spec, state)
     phases = []
@@ -132,7 +141,7 @@ def build(spec: Path, state: str, lab_dir: Path, before: Path, after: dict[str, 
     return {"benchmark": "programme", "command": "make demo (scripts/demo.sh), then python -m bench.programme_report",
             "machine": describe_machine(), "before": base, "after": {name: load_p95(path) for name, path in after.items()},
             "phases": phases,
-            "cutovers": [cutover_stall(lab_dir, r) for r in runs if r["phase"] == "cutover"],
+            "cutovers": [cutover_stall(lab_dir, r, settle_s) for r in runs if r["phase"] == "cutover"],
             "ledger": [ledger(p) for p in during], "one_writer": one_writer(spec, state, lab_dir)}
 
 
@@ -155,6 +164,9 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"cutover {c['region']}: writes held {c['fence_to_routed_s']:.2f} s; players' longest request "
                      f"{longest} ms; floor (1 RTT + promotion) {c['floor_ms']:.0f} ms, target "
                      f"{c['target_ms']:.0f} ms; {c['failed_requests']} failed requests")
+        lines.append(f"  until the gate judged ({c['until_settled_s']:.0f} s: re-home, clients re-learning their home): "
+                     + ", ".join(f"{g} p95 {_ms(v['p95_ms'])} max {_ms(v['max_ms'])} ms, {v['failed']} failed"
+                                 for g, v in c["until_settled"].items()))
     for i, led in enumerate(report["ledger"], 1):
         lines.append(f"load {i}: {led['requests']} requests, {led['errors']} errors; {led['acknowledged']} acknowledged "
                      f"writes, latest of {led['checked']} checked in the database: {led['found']} found, "
