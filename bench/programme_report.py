@@ -26,7 +26,17 @@ from bench.labkit import latency_in
 GEOS = ("apac", "na", "eu")
 KINDS = ("profile_read", "leaderboard_regional", "profile_write", "score_submit")
 HOLD_S = 3.5  # WRITE_HOLD_SECONDS (3 s) and an interval: a held write is logged when it is answered
-SLACK = 1.10  # "no worse than before": within 10 % of the geography's own baseline p95, same run
+
+
+def baseline_of(spec: Path, state: str) -> dict[str, float] | None:
+    """The baseline `migrate baseline` journaled (geography → p95 ms), if one was."""
+    from migrate.engine import services
+
+    session = services.open_session(spec, "lab", state_url=state)
+    try:
+        return (services.current_state(session).baseline or {}).get("p95_ms")
+    finally:
+        session.close()
 
 
 def phase_runs(spec: Path, state: str) -> list[dict[str, Any]]:
@@ -126,20 +136,24 @@ def build(spec: Path, state: str, lab_dir: Path, before: Path, after: dict[str, 
     from migrate.phasekit.players_gate import SETTLE_SHARE
     from migrate.spec import load_spec
 
-    settle_s = load_spec(spec).environment("lab").timings.bake_seconds * SETTLE_SHARE
+    loaded = load_spec(spec)
+    settle_s = loaded.environment("lab").timings.bake_seconds * SETTLE_SHARE
     base = load_p95(before)
+    recorded = baseline_of(spec, state) or {g: base[g]["all"] for g in GEOS}
+    slack = loaded.gates.baseline_slack_ms
     runs = phase_runs(spec, state)
     phases = []
     for run in runs:
         seen = latency_in(lab_dir, run["start"], run["end"])
-        worse = [g for g in GEOS if seen[g]["p95_ms"] is not None and base[g]["all"] is not None
-                 and seen[g]["p95_ms"] > base[g]["all"] * SLACK]
+        worse = [g for g in GEOS if seen[g]["p95_ms"] is not None and recorded.get(g) is not None
+                 and seen[g]["p95_ms"] > recorded[g] + slack]
         phases.append({"phase": run["phase"], "region": run["region"],
                        "seconds": round(run["end"] - run["start"], 1), "players": seen, "worse_than_before": worse})
     from migrate.lab.machine import describe_machine
 
     return {"benchmark": "programme", "command": "make demo (scripts/demo.sh), then python -m bench.programme_report",
-            "machine": describe_machine(), "before": base, "after": {name: load_p95(path) for name, path in after.items()},
+            "machine": describe_machine(), "baseline_p95_ms": recorded, "baseline_slack_ms": slack,
+            "before": base, "after": {name: load_p95(path) for name, path in after.items()},
             "phases": phases,
             "cutovers": [cutover_stall(lab_dir, r, settle_s) for r in runs if r["phase"] == "cutover"],
             "ledger": [ledger(p) for p in during], "one_writer": one_writer(spec, state, lab_dir)}
@@ -153,7 +167,8 @@ def render(report: dict[str, Any]) -> str:
         for kind in ("all", *KINDS):
             cells = " ".join(f"{_ms(p[geo][kind]):>14}" for _, p in stages)
             lines.append(f"  {geo:9} {kind:20} {cells}")
-    lines.append("p95 per geography (all requests, ms) while each phase ran (* = over 110 % of that geography's before):")
+    lines.append("p95 per geography (all requests, ms) while each phase ran (* = worse than the recorded baseline "
+                 "+ [gates] baseline_slack_ms; the gates judge shift-traffic's bakes and cutover's watch-players):")
     for p in report["phases"]:
         label = p["phase"] + (f" {p['region']}" if p["region"] else "")
         cells = "  ".join(f"{g} {_ms(p['players'][g]['p95_ms'])}{'*' if g in p['worse_than_before'] else ''}"

@@ -4,8 +4,9 @@ weight; cutover and the schema backfill next.
 
 A change reaches players only after a delay (a DNS record's TTL), so the bake is split: the first
 `settle_seconds` are a settling window, watched for failures only; the rest is the gate window whose
-measurements the verdict is on. Every `poll_seconds` an interim evaluation runs: a failure there, or at
-the end, puts things back AT ONCE (`revert`), journals the gate with the revert and fails the step
+measurements the verdict is on. Every `poll_seconds` an interim evaluation runs (errors, reachability,
+lag and the spec's p95 ceilings; the baseline comparison waits for the whole window): a failure there, or
+at the end, puts things back AT ONCE (`revert`), journals the gate with the revert and fails the step
 (VerifyFailed); no human is needed. A pass is journaled and returned. Inconclusive (no or too little
 data, never a pass) is journaled and the run holds for a human: `migrate resume` bakes and evaluates
 again, `migrate abort` rolls back. The bake checkpoints every TICK_SECONDS, so operator requests and
@@ -93,7 +94,7 @@ def bake_and_gate(ctx: StepContext, bake: Bake) -> GateResult:
                 elapsed = now - changed_at
                 if gate is None and elapsed >= settle_for:
                     settled = settle.measurements()
-                    early = evaluate(settled, bake.thresholds)
+                    early = evaluate(settled, bake.thresholds, partial=True)
                     settle.close()
                     if early.failed:
                         _fail(ctx, bake, early, changed_at,
@@ -106,7 +107,7 @@ def bake_and_gate(ctx: StepContext, bake: Bake) -> GateResult:
                 if now - last_interim >= bake.poll_seconds:
                     last_interim = now
                     so_far = current.measurements()
-                    interim = evaluate(so_far, bake.thresholds)
+                    interim = evaluate(so_far, bake.thresholds, partial=True)
                     if interim.failed:
                         _fail(ctx, bake, interim, changed_at,
                               {**extra, "window": "gate (interim)" if gate else "settling",

@@ -176,3 +176,18 @@ def test_a_geography_worse_than_its_baseline_fails_the_gate_and_says_so():
     assert result.reasons == ("na: p95 61 ms > 55 ms, worse than before: baseline 40 ms + 15 (100 requests)",)
     assert evaluate(replace(worse, geographies=(GeographyLatency("apac", 300, 39.0), GeographyLatency("na", 100, 54.0),
                                                 GeographyLatency("eu", 60, 126.0))), t).verdict == PASS
+
+
+def test_a_partial_window_is_held_to_the_spec_ceiling_and_only_the_whole_window_to_the_baseline():
+    gates = SimpleNamespace(error_rate_max=0.01, p95_ms_max={"apac": 400, "na": 300, "eu": 350},
+                            replication_lag_seconds_max=2, min_samples=10, baseline_slack_ms=20)
+    t = Thresholds.from_spec(gates, {"p95_ms": {"apac": 185.0, "na": 38.0, "eu": 125.0}})
+    transient = Measurements(regions=(RegionErrors("eu-central-1", 50, 0),),
+                             geographies=(GeographyLatency("apac", 300, 40.0), GeographyLatency("na", 100, 39.0),
+                                          GeographyLatency("eu", 43, 219.0)),
+                             replication_lag_seconds=0.1)
+    assert evaluate(transient, t, partial=True).verdict == PASS  # still under eu's 350 ms
+    assert evaluate(transient, t).verdict == FAIL  # the whole window: worse than 125 + 20
+    disaster = replace(transient, geographies=(GeographyLatency("apac", 300, 40.0), GeographyLatency("na", 100, 39.0),
+                                               GeographyLatency("eu", 43, 900.0)))
+    assert evaluate(disaster, t, partial=True).verdict == FAIL
