@@ -22,6 +22,7 @@ from app.watched import WatchedJson
 log = logging.getLogger("app")
 
 DRAIN_SECONDS = 5.0  # how long an old reader pool lets in-flight reads finish before it closes
+_retired: set = set()  # closing tasks of pools no longer named, kept referenced until done
 
 
 def new_pool(dsn: str, settings: Settings, name: str, *, prepare: bool = True) -> AsyncConnectionPool:
@@ -141,12 +142,23 @@ class WriterRouter:
         """Open, in the background, a pool for every "warm:<home>" entry: a writer cutover staged and will
         route to. Its connections are open before routing flips, so the first write held by the fence
         does not also pay a connection set-up across the ocean (several round trips)."""
-        for key, dsn in self.file.get().items():
+        entries = self.file.get()
+        for key, dsn in entries.items():
             if key.startswith(WARM_PREFIX) and isinstance(dsn, str) and dsn and dsn not in self._pools \
                     and dsn not in self._warming:
                 self._warming.add(dsn)
                 task = asyncio.get_running_loop().create_task(self._open(key.removeprefix(WARM_PREFIX), dsn))
                 task.add_done_callback(lambda _t, d=dsn: self._warming.discard(d))
+        # A pool the file no longer names belongs to a writer a rollback removed: the next cutover
+        # stages a new database at the same address, and this pool's connections would be to the old
+        # one (each write's first try a 503). Closed, so that cutover starts from fresh connections.
+        named = {dsn for dsn in entries.values() if isinstance(dsn, str)}
+        for dsn in [d for d in self._pools if d not in named and d not in self._warming]:
+            pool = self._pools.pop(dsn)
+            task = asyncio.get_running_loop().create_task(pool.close(timeout=DRAIN_SECONDS))
+            _retired.add(task)
+            task.add_done_callback(_retired.discard)
+            log.info("%s closed its pool to a writer no longer named: %s", self.settings.region, describe_dsn(dsn))
 
     async def _open(self, home: str, dsn: str) -> AsyncConnectionPool:
         async with self._lock:

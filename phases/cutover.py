@@ -29,7 +29,7 @@ Rollback, last step first: route-writes is undone by fencing the new writer, dra
 stream (subscribing first if a run died before step 7; the slot kept everything), routing back and
 unfencing the origin (held writes land there); then the stream is dropped, the promoted copy removed (a promoted copy
 forks from the origin for good: going back is the reverse stream, never physical), the origin's fence
-lifted. `migrate abort` during the fence (steps 2-4) rolls back the same way: nothing was routed yet.
+lifted. `migrate abort` before routing flips (steps 1-5) rolls back the same way: nothing was routed yet.
 
 Not in this phase yet (issue 11): bumping the players' home epoch (a planned cutover keeps their home
 region, and the fence already stops the origin; the epoch matters when a lost home is taken over,

@@ -101,6 +101,8 @@ def test_a_homes_writes_follow_the_writers_file_and_its_tokens_name_the_home(mak
     assert back.status_code == 200 and coins(db, TOKYO_PLAYER) == 13
     stale = app.get(f"/v1/players/{TOKYO_PLAYER}", headers={"X-Min-LSN": moved.headers["X-LSN"]})
     assert stale.status_code == 200 and stale.headers["X-Read-From"] == "writer"
+    # the removed writer's connections go with it: a next cutover's copy at that address gets fresh ones
+    wait_until(lambda: connections_to(home_writer) == 0, "the app to close its pool to the removed writer")
 
 
 def test_a_write_held_by_the_origins_fence_lands_on_the_new_writer_when_routing_flips(

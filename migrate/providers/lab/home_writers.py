@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -40,6 +41,7 @@ from migrate.providers.protocols import CheckpointFn, ProgressFn
 WHERE = "lab home writers"
 ORIGIN = "origin"
 FENCE_FILE = "fence.conf"
+INCARNATION_FILE = "migrate-incarnation"  # which staging made this copy (in the writers' DSNs)
 DATABASE = "postgres"  # the lab's players live in the default database
 BARRIER_LOCK_TIMEOUT = "2s"
 REPLAY_POLL_S = 0.01
@@ -120,6 +122,7 @@ class LabHomeWriters:
                 staged.write_settings(settings)
                 others = ",".join(h for h in REGIONS if h != region)
                 staged.write_settings({"game.fenced_homes": f"'{others}'"}, filename=FENCE_FILE)
+                (partial / INCARNATION_FILE).write_text(uuid.uuid4().hex[:12] + "\n")
                 os.rename(partial, home.datadir)
                 progress(total, total)
             if not home.is_running():
@@ -405,17 +408,29 @@ class LabHomeWriters:
         """`key` → the home writer's DSN as each region reaches it (direct at home, the WAN link elsewhere)
         in every region's WRITERS_FILE, or removed; each file replaced atomically."""
         home = self._home(region, "route writes")
+        # The DSN names this copy of the writer (a rollback removes it; the next cutover stages another at
+        # the same address): an app's pool to the old one must not serve the new one.
+        incarnation = f"?application_name=game-home-{self._incarnation(home)}" if on else ""
         for app_region in REGIONS:
             path = self.t.writers_file(app_region)
             routes = json.loads(path.read_text()) if path.exists() else {}
             if on:
                 routes[key] = (home.dsn() if app_region == region
-                               else home.dsn(port=self.t.home_wan_port(app_region, region)))
+                               else home.dsn(port=self.t.home_wan_port(app_region, region))) + incarnation
             else:
                 routes.pop(key, None)
             tmp = path.with_name(path.name + ".tmp")
             tmp.write_text(json.dumps(routes, indent=2, sort_keys=True))
             os.replace(tmp, path)
+
+    @staticmethod
+    def _incarnation(home: PgCluster) -> str:
+        """An id of this copy of the home writer, made when it was staged (a file in its data directory)."""
+        path = home.datadir / INCARNATION_FILE
+        if not path.exists():
+            raise ProviderError(f"{home.datadir}: no {INCARNATION_FILE}: not staged by this tool", where=WHERE,
+                                hint="roll the cutover back and run it again")
+        return path.read_text().strip()
 
     def warm_writes(self, region: str, on: bool) -> None:
         """Every region's apps open connections to the home's future writer ahead of routing (or stop)."""
