@@ -82,6 +82,13 @@ say "Expand the schema for home-region writers while players play (squawk-linted
 $M phase run expand-schema --dry-run || [ $? -eq 2 ]
 $M phase run expand-schema --yes
 
+say "Stop the players a moment: every region's app goes to v2 before the first cutover (runbooks/cutover.md: v2 claims handles at the us-east-1 authority from any home); the lab has one app process per region, where ECS would roll tasks behind the load balancer"
+stop_load during-tokyo
+for region in us-east-1 ap-northeast-1 eu-central-1; do
+  $M lab deploy --region "$region" --app-generation 2 --yes
+done
+start_load during-tokyo-cutover
+
 say "Cut Tokyo over: it becomes the writer of the players it homes (stage, fence, barrier, marker, promote, reverse stream, route, re-home); their writes are held, not failed, meanwhile"
 $M phase run cutover --region ap-northeast-1 --dry-run || [ $? -eq 2 ]
 $M phase run cutover --region ap-northeast-1 --yes
@@ -90,7 +97,7 @@ say "Status: phases, last gates, replication lag, routing per geography, app gen
 $M status
 
 say "Stop the background players and check every acknowledged write against the databases"
-stop_load during-tokyo
+stop_load during-tokyo-cutover
 
 say "After Tokyo's cutover: the same players at the same rate, APAC read and written in Tokyo (20 s at $RATE req/s)"
 $M lab load --duration 20 --rate "$RATE" --out .migrate/load-after-tokyo.json
@@ -113,7 +120,8 @@ say "What the programme did to the players (bench/programme_report.py, from this
 .venv/bin/python -m bench.programme_report --state "$MIGRATE_STATE" --lab "$MIGRATE_LAB_DIR" \
   --before .migrate/load-baseline.json --after after-tokyo=.migrate/load-after-tokyo.json \
   --after after-frankfurt=.migrate/load-after-frankfurt.json \
-  --during .migrate/load-during-tokyo.json --during .migrate/load-during-frankfurt.json \
+  --during .migrate/load-during-tokyo.json --during .migrate/load-during-tokyo-cutover.json \
+  --during .migrate/load-during-frankfurt.json \
   --out .migrate/programme.json
 cat <<MSG
 - Built the lab and measured the baseline: APAC players pay the ≈170 ms round trip to us-east-1.
@@ -127,8 +135,9 @@ cat <<MSG
 - Cut Tokyo, then Frankfurt, over: each became the writer of the players it homes, the origin keeps a
   current copy by the reverse stream (the way back: \`$M phase rollback cutover --region …\`), the
   players' writes were held during the fence and none failed or was lost (the ledger above).
-- contract-schema, the point of no return, is left for after a soak: \`$M phase run contract-schema\`
-  once every region runs app v2 (\`$M lab deploy --region R --app-generation 2\`).
+- Every region runs app v2 since before the first cutover. contract-schema, the point of no return, is
+  left for after a soak (\`$M phase run contract-schema\`; today it changes the origin's schema only,
+  not the home writers': issue 10).
 - The lab is still up: \`$M lab status\`; remove it with \`$M lab down\`.
 MSG
 exit "$LOAD_RC"
