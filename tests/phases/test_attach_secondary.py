@@ -86,9 +86,12 @@ def test_attach_verify_rollback_attach_verify(clean_lab):
         assert conn.execute("select coins from players where id = 7").fetchone()[0] == 424242
 
 
-# inside verify-data: at the third checkpoint, i.e. after two chunks were compared and journaled
+# inside verify-data: at the third checkpoint, i.e. after two chunks were compared and journaled. Before
+# and after only the steps whose inside point is mid-step (the copy, the catch-up wait, the chunked
+# verify); the others' inside point stands after their action, the state "after" would repeat.
 ATTACH = PhaseUnderTest("attach-secondary", REGION, tuple(STEP_IDS), assert_attached_and_verified,
-                        assert_nothing_left, inside_at={"verify-data": "@3"})
+                        assert_nothing_left, inside_at={"verify-data": "@3"},
+                        boundaries=("seed-secondary", "wait-catch-up", "verify-data"))
 
 
 def test_a_crash_at_every_point_resumes_to_the_same_verified_end(clean_lab):
