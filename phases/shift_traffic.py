@@ -46,6 +46,7 @@ from typing import Any
 from migrate.phasekit.bake import Bake
 from migrate.phasekit.bake import bake_and_gate as bake_and_gate_loop
 from migrate.phasekit.gates import GateResult, thresholds_for
+from migrate.phasekit.players_gate import api_regions, pools, window_plan
 from migrate.phasekit.checks import geography_routing, lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.errors import ProviderError, VerifyFailed
@@ -73,12 +74,6 @@ def split(percent: float) -> tuple[int, int]:
 def _dns(t: Target) -> TrafficDns:
     """The Route 53 adapter bound to the target's geography pool: every weight this phase moves is there."""
     return t.providers.dns.pool(_geography(t))
-
-
-def _pools(t: Target) -> dict[str, Routing]:
-    """geography → how its pool routes now (every geography of the traffic mix); read-only."""
-    root = t.providers.dns
-    return {geo: root.pool(geo).routing() for geo in t.spec.traffic_mix}
 
 
 def _shifted_regions(t: Target) -> set[str]:
@@ -129,11 +124,6 @@ def _endpoints(t: Target, regions) -> dict[str, Any]:
     return out
 
 
-def _api_regions(t: Target) -> tuple[str, ...]:
-    runtime = t.providers.runtime
-    return tuple(r for r in t.spec.regions if runtime.api_endpoint(r) is not None)
-
-
 def _weights_text(weights) -> str:
     return ", ".join(f"{r} {w}" for r, w in sorted(weights.items())) or "none"
 
@@ -149,12 +139,7 @@ class _Position:
 
 
 def _window_plan(t: Target, routing: Routing) -> WindowPlan:
-    regions = _api_regions(t)
-    routes = {**_pools(t), _geography(t): routing}
-    serving = sorted({r for pool in routes.values() for r in pool.serving() if r in regions})
-    return WindowPlan(regions=regions, serving=tuple(serving), routing=routing,
-                      geographies=tuple(t.spec.traffic_mix), mix=dict(t.spec.traffic_mix), lag_region=t.region,
-                      routes=routes)
+    return window_plan(t, {**pools(t), _geography(t): routing})
 
 
 def bake_and_gate(ctx: StepContext, label: str, position: _Position, revert: Callable[[], str]) -> GateResult:

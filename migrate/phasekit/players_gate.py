@@ -12,20 +12,28 @@ from migrate.errors import ProviderError
 from migrate.phasekit.bake import TICK_SECONDS, Bake, bake_and_gate
 from migrate.phasekit.gates import thresholds_for
 from migrate.phasekit.model import StepContext, Target
-from migrate.providers.traffic import WindowPlan
+from migrate.providers.traffic import Routing, WindowPlan
 
 # Of the environment's bake: 10 s in the lab, 12 min on AWS. Measured in the lab (make demo, 40 req/s, 96
 # APAC players each acting every ~4 s): the APAC p95 was back at its new level 8 s after the re-home.
 SETTLE_SHARE = 0.4
 
 
-def world_plan(t: Target) -> WindowPlan:
-    """Every geography as its pool routes now; every region with an API counted; the target's lag."""
-    runtime, dns = t.providers.runtime, t.providers.dns
-    regions = tuple(r for r in t.spec.regions if runtime.api_endpoint(r) is not None)
-    routes = {geo: dns.pool(geo).routing() for geo in t.spec.traffic_mix}
+def api_regions(t: Target) -> tuple[str, ...]:
+    """Every region with an API deployed now (its requests and errors are counted)."""
+    return tuple(r for r in t.spec.regions if t.providers.runtime.api_endpoint(r) is not None)
+
+
+def pools(t: Target) -> dict[str, Routing]:
+    """geography → how its pool routes now (every geography of the traffic mix); read-only."""
+    return {geo: t.providers.dns.pool(geo).routing() for geo in t.spec.traffic_mix}
+
+
+def window_plan(t: Target, routes: dict[str, Routing]) -> WindowPlan:
+    """A window over every geography routed as `routes` says, every region with an API, the target's lag."""
+    regions = api_regions(t)
     serving = sorted({r for pool in routes.values() for r in pool.serving() if r in regions})
-    own = routes.get(t.spec.regions[t.region].geography) if t.region else next(iter(routes.values()))
+    own = routes[t.spec.regions[t.region].geography] if t.region else next(iter(routes.values()))
     return WindowPlan(regions=regions, serving=tuple(serving), routing=own, geographies=tuple(t.spec.traffic_mix),
                       mix=dict(t.spec.traffic_mix), lag_region=t.region, routes=routes)
 
@@ -55,7 +63,7 @@ def watch_players(ctx: StepContext, label: str, rollback_command: str) -> dict[s
     result = bake_and_gate(ctx, Bake(
         label=label, index=0, count=1, bake_seconds=float(timings.bake_seconds), settle_seconds=0.0,
         poll_seconds=float(timings.poll_interval_seconds), thresholds=thresholds_for(t),
-        open_window=lambda: metrics.open_window(world_plan(t)),
+        open_window=lambda: metrics.open_window(window_plan(t, pools(t))),
         revert=lambda: f"nothing put back by the gate: `{rollback_command}` moves the writers back",
         rollback_command=rollback_command))
     return {"gate": result.verdict, "reason": result.reason}
