@@ -42,6 +42,9 @@ class Settings(BaseSettings):
                                           "(identity when absent)")
     home_routing_file: Path | None = Field(
         default=None, description="JSON file with the same map, re-read when it changes")
+    internal_port: int | None = Field(
+        default=None, ge=1, le=65535, description="port of the internal listener: /metrics and /internal/* "
+                                                  "answer only there (404 on the public port); none: nowhere")
     app_version: str = Field(default="dev")
     app_generation: int = Field(default=1, ge=1, le=2, description="1: the game as it runs today; 2: the "
                                 "app for home-region writers (sign-up, per-writer ids); app/generations.py")

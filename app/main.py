@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app import assets, errors, health, leaderboard, matchmaking, metrics, players, sessions, shadow
+from app import (assets, errors, health, internal, leaderboard, matchmaking, metrics, players, redact, sessions,
+                 shadow)
 from app.config import Settings
 from app.runtime import Runtime
 
@@ -94,12 +95,15 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None,
     app.add_middleware(metrics.MetricsMiddleware, metrics=app.state.metrics)
     # Outermost: it sees the answer as the player gets it and mirrors only after it was sent.
     app.add_middleware(shadow.ShadowMiddleware, mirror=app.state.shadow)
+    # Outside even that: a player never reaches an internal path, so nothing mirrors or counts it.
+    app.add_middleware(internal.InternalOnly, internal_port=settings.internal_port)
     return app
 
 
 def create_app_from_env() -> FastAPI:
     """An app configured from the environment (see app/README.md)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    redact.install("", "uvicorn", "uvicorn.error", "uvicorn.access")
     return create_app(Settings())
 
 

@@ -82,6 +82,7 @@ class LabTopology:
     app_ports: dict[str, int] = field(default_factory=dict)  # region → that region's app (direct, no WAN)
     moto_port: int = 0  # the moto server standing in for Route 53 and S3 (0: not allocated)
     home_pg_ports: dict[str, int] = field(default_factory=dict)  # region → its home writer's PostgreSQL (cutover)
+    internal_ports: dict[str, int] = field(default_factory=dict)  # region → its app's internal listener
 
     @property
     def state_file(self) -> Path:
@@ -125,6 +126,10 @@ class LabTopology:
     def app_url(self, region: str) -> str:
         """`region`'s app, directly (no WAN delay): what its load balancer and health checks see."""
         return f"http://127.0.0.1:{self.app_ports[region]}"
+
+    def internal_url(self, region: str) -> str:
+        """`region`'s app internal listener (/metrics, /internal/*): no WAN link and no public name reach it."""
+        return f"http://127.0.0.1:{self.internal_ports[region]}"
 
     def player_url(self, geography: str, region: str) -> str:
         """`region`'s app as a player in `geography` reaches it (through the WAN link)."""
@@ -177,6 +182,7 @@ class LabTopology:
             need(self.pg_ports, region, f"postgresql {region}")
             need(self.redis_ports, region, f"redis {region}")
             need(self.app_ports, region, f"app {region}")
+            need(self.internal_ports, region, f"app {region} internal")
         for region in HOME_WRITER_REGIONS:
             need(self.home_pg_ports, region, f"postgresql {region} home writer")
         for name in wan_link_names():
@@ -216,7 +222,7 @@ class LabTopology:
 
     def missing(self) -> bool:
         """True when some component has no port yet."""
-        tables = (self.pg_ports, self.redis_ports, self.app_ports)
+        tables = (self.pg_ports, self.redis_ports, self.app_ports, self.internal_ports)
         return (any(not table.get(region) for table in tables for region in REGIONS)
                 or any(not self.home_pg_ports.get(region) for region in HOME_WRITER_REGIONS)
                 or any(not self.wan_ports.get(name) for name in wan_link_names())

@@ -291,7 +291,8 @@ def start_region_app(t: LabTopology, region: str, *, app_version: str = LAB_APP_
     port = t.app_ports[region]
     return processes.start_detached(
         t.lab_dir, app_process(region),
-        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
+        [sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port),
+         "--internal-port", str(t.internal_ports[region])],
         env=env, cwd=t.lab_dir, port=port, ready=lambda: app_health(t, region)[0] == 200, timeout=timeout)
 
 

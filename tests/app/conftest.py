@@ -130,6 +130,14 @@ class Clock:
         return self.now
 
 
+INTERNAL_PORT = 9100  # the apps' internal listener (app/internal.py); TestClient takes the port from the URL
+
+
+def internal(path: str) -> str:
+    """The URL of `path` on a TestClient app's internal listener (/metrics, /internal/*)."""
+    return f"http://testserver:{INTERNAL_PORT}{path}"
+
+
 def settings_for(region: str, writer_dsn: str, redis_url: str, **overrides) -> Settings:
     # Redis's timeout is generous: 20 players connecting at once through one TestClient's event loop on a
     # busy 2-core CI machine took over the 0.5 s this once was (a 503 in the matchmaking race test). An
@@ -137,7 +145,7 @@ def settings_for(region: str, writer_dsn: str, redis_url: str, **overrides) -> S
     values = dict(region=region, writer_dsn=writer_dsn, redis_url=redis_url, session_keys=KEYS,
                   app_version="test", asset_bucket=f"game-assets-{region}", global_cache_seconds=0,
                   global_max_stale_seconds=0, peer_timeout_seconds=1.0, db_timeout_seconds=2.0,
-                  redis_timeout_seconds=5.0, health_timeout_seconds=1.0)
+                  redis_timeout_seconds=5.0, health_timeout_seconds=1.0, internal_port=INTERNAL_PORT)
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -175,9 +183,9 @@ def login(client: TestClient, player_id: int) -> dict:
 
 
 @contextlib.contextmanager
-def serve(app) -> Iterator[str]:
-    """Serve `app` over real HTTP (uvicorn in a thread); its base URL."""
-    port = free_port()
+def serve(app, port: int | None = None) -> Iterator[str]:
+    """Serve `app` over real HTTP (uvicorn in a thread) on `port` (default: a free one); its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on", access_log=False))
     thread = threading.Thread(target=server.run, daemon=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.app.conftest import US, login
+from tests.app.conftest import US, internal, login
 
 pytestmark = pytest.mark.lab
 
@@ -58,7 +58,7 @@ def test_metrics_have_route_templates_and_histograms(client):
     client.get("/v1/players/999")  # 404
     client.get("/no/such/path")
     client.post("/v1/scores", json={"score": 3}, headers=auth)
-    text = client.get("/metrics").text
+    text = client.get(internal("/metrics")).text
     assert 'app_http_requests_total{method="GET",route="/v1/players/{player_id}",status="200"} 2.0' in text
     assert 'app_http_errors_total{method="GET",route="/v1/players/{player_id}",status="404"} 1.0' in text
     assert ('app_http_request_duration_seconds_bucket{le="0.08",method="POST",route="/v1/scores",'

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.main import create_app
 from app.ranking import MAX_PACKED, MAX_SCORE, MAX_TIME_OFFSET, TIME_EPOCH, Entry, member, merge, pack, unpack, utc
 from migrate.lab.pg import free_port
-from tests.app.conftest import AP, EU, US, Clock, login, serve, settings_for
+from tests.app.conftest import AP, EU, US, Clock, internal, login, serve, settings_for
 
 pytestmark = pytest.mark.lab
 
@@ -188,5 +188,5 @@ def test_global_board_merges_peers_and_flags_a_missing_one(db, redis_url, start_
         full = us_full.get("/v1/leaderboard/global", params={"limit": 2}).json()
         assert full["complete"] is True and full["missing"] == []
         assert [e["player_id"] for e in full["entries"]] == [22, 2]
-        metrics = us.get("/metrics").text
+        metrics = us.get(internal("/metrics")).text
         assert f'app_peer_fetches_total{{outcome="error",peer="{EU}"}}' in metrics

@@ -10,7 +10,7 @@ import uuid
 import psycopg
 import pytest
 
-from tests.app.conftest import US, login, seed, wait_for
+from tests.app.conftest import US, internal, login, seed, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -130,7 +130,7 @@ def test_read_your_writes_against_a_paused_replica(replica_pair, make_client):
              "replay")
     caught_up = app.get("/v1/players/8", headers={"X-Min-LSN": write["lsn"]})
     assert caught_up.headers["X-Read-From"] == "reader" and caught_up.json()["coins"] == 4242
-    metrics = app.get("/metrics").text
+    metrics = app.get(internal("/metrics")).text
     assert 'app_profile_reads_total{reason="lagging",served_by="writer"} 1.0' in metrics
 
 

@@ -29,7 +29,8 @@ from app.shadow import (
     three_way,
     token_subject,
 )
-from tests.app.conftest import AP, US, serve, settings_for
+from migrate.lab.pg import free_port
+from tests.app.conftest import AP, US, internal, serve, settings_for
 
 pytestmark = pytest.mark.lab
 
@@ -324,11 +325,12 @@ def test_the_game_app_mirrors_profile_reads_keyed_on_the_player(db, redis_url, t
     path = tmp_path / "shadow.json"
     readers = tmp_path / "readers.json"
     readers.write_text(json.dumps({US: db, AP: db}))
-    primary_app = create_app(settings_for(US, db, redis_url, readers_file=readers))
+    port = free_port()  # its one listener is the internal one too: the report is read from it
+    primary_app = create_app(settings_for(US, db, redis_url, readers_file=readers, internal_port=port))
     candidate_app = create_app(settings_for(AP, db, redis_url, redis_prefix="game:us-east-1:",
                                             readers_file=readers))
     assert primary_app.state.shadow.path == path  # shadow.json beside READERS_FILE
-    with serve(candidate_app) as c, serve(primary_app) as p:
+    with serve(candidate_app) as c, serve(primary_app, port) as p:
         _enable(path, p, c, ignore_fields=["region"], endpoints={"/v1/leaderboard/global": {"diff": False}})
         with httpx.Client(base_url=p, headers=APAC) as client:
             for pid in (1, 2, 21, 22):
@@ -354,8 +356,9 @@ def test_only_the_source_regions_app_mirrors(db, redis_url, tmp_path):
     """The lab's apps share one shadow file: the candidate, reading it too, must not mirror."""
     readers = tmp_path / "readers.json"
     readers.write_text(json.dumps({US: db, AP: db}))
-    candidate_app = create_app(settings_for(AP, db, redis_url, readers_file=readers))
-    with serve(candidate_app) as c:
+    port = free_port()
+    candidate_app = create_app(settings_for(AP, db, redis_url, readers_file=readers, internal_port=port))
+    with serve(candidate_app, port) as c:
         _enable(tmp_path / "shadow.json", "http://127.0.0.1:9", c)  # source: us-east-1
         assert httpx.get(f"{c}/v1/players/21", headers=APAC).status_code == 200
         report = _report(c)
@@ -364,6 +367,6 @@ def test_only_the_source_regions_app_mirrors(db, redis_url, tmp_path):
 
 def test_without_a_shadow_file_the_app_reports_mirroring_unavailable(make_client):
     client = make_client(US)
-    body = client.get("/internal/shadow/report").json()
+    body = client.get(internal("/internal/shadow/report")).json()
     assert body["configured"] is False and body["enabled"] is False
     assert client.get("/v1/players/1", headers=APAC).status_code == 200

@@ -23,17 +23,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def served(db, redis_url, tmp_path):
-    port = free_port()
+    port, internal_port = free_port(), free_port()
     readers = tmp_path / "readers.json"
     readers.write_text(json.dumps({US: db}))
     env = {**os.environ, "REGION": US, "WRITER_DSN": db, "READERS_FILE": str(readers),
            "REDIS_URL": redis_url, "SESSION_KEYS": json.dumps(KEYS), "SESSION_ACTIVE_KEY": "k2",
            "PEER_REGIONS": json.dumps({"eu-central-1": "http://127.0.0.1:1"}),
            "PEER_TIMEOUT_SECONDS": "0.3", "APP_VERSION": "1.2.3", "ASSET_BUCKET": "game-assets",
-           "ASSET_BASE_URL": "https://cdn.game.example", "MATCH_SIZE": "2"}
+           "ASSET_BASE_URL": "https://cdn.game.example", "MATCH_SIZE": "2", "INTERNAL_PORT": str(internal_port)}
     log = (tmp_path / "uvicorn.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "app.main:create_app_from_env",
-                             "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
+    proc = subprocess.Popen([sys.executable, "-m", "app", "--host", "127.0.0.1", "--port", str(port)],
                             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -47,7 +46,7 @@ def served(db, redis_url, tmp_path):
             proc.kill()
             raise AssertionError("uvicorn did not become healthy:\n" + (tmp_path / "uvicorn.log").read_text())
         time.sleep(0.1)
-    yield base
+    yield base, f"http://127.0.0.1:{internal_port}"
     proc.terminate()
     try:
         proc.wait(timeout=15)
@@ -58,7 +57,8 @@ def served(db, redis_url, tmp_path):
 
 
 def test_smoke_over_real_http(served):
-    with httpx.Client(base_url=served, timeout=5) as http:
+    public, internal = served
+    with httpx.Client(base_url=public, timeout=5) as http:
         health = http.get("/health").json()
         assert health["region"] == US and health["version"] == "1.2.3" and health["role"] == "writer"
         assert health["reader"]["source"] == "readers_file"
@@ -79,6 +79,25 @@ def test_smoke_over_real_http(served):
         assert ticket.status_code == 201 and ticket.json()["status"] == "waiting"
         assert http.get("/v1/assets/ui/logo.png").json()["url"] == "https://cdn.game.example/ui/logo.png"
         assert http.get("/openapi.json").json()["info"]["version"] == "1.2.3"
-        assert 'route="/v1/login"' in http.get("/metrics").text
+        assert 'route="/v1/login"' in httpx.get(f"{internal}/metrics", timeout=5).text
         bad = http.post("/v1/scores", json={"score": "lots"}, headers=auth)
         assert bad.status_code == 422 and bad.json()["fields"] == ["score"]
+
+
+def test_metrics_and_internal_paths_answer_only_on_the_internal_listener(served, tmp_path):
+    public, internal = served
+    for path in ("/metrics", "/internal/shadow/report", "/internal", "/metrics/"):
+        answer = httpx.get(f"{public}{path}", timeout=5)
+        assert answer.status_code == 404 and answer.json()["error"] == "not_found", path
+        assert "shadow" not in answer.text and "app_http" not in answer.text
+    assert httpx.get(f"{internal}/metrics", timeout=5).status_code == 200
+    assert httpx.get(f"{internal}/internal/shadow/report", timeout=5).json()["region"] == US
+    # a Host header naming the internal port changes nothing: the listener is the connection's
+    answer = httpx.get(f"{public}/metrics", headers={"Host": f"127.0.0.1:{internal.rsplit(':', 1)[1]}"}, timeout=5)
+    assert answer.status_code == 404
+    # nothing secret reaches the process's log: not the signing keys, not a token, whatever was refused
+    token = httpx.post(f"{public}/v1/login", json={"player_id": 2}, timeout=5).json()["token"]
+    httpx.get(f"{public}/v1/matchmaking/tickets/1", headers={"Authorization": f"Bearer {token}x"}, timeout=5)
+    log = (tmp_path / "uvicorn.log").read_text()
+    assert "ready" in log  # the app's own lines are there
+    assert token not in log and not any(secret in log for secret in KEYS.values())

@@ -12,7 +12,7 @@ import time
 import psycopg
 import pytest
 
-from tests.app.conftest import AP, US, login, set_fence, wait_until_fence_reads
+from tests.app.conftest import AP, US, internal, login, set_fence, wait_until_fence_reads
 
 pytestmark = pytest.mark.lab
 
@@ -26,7 +26,7 @@ def coins(db: str, player: int) -> int:
 
 def metric(client, name: str) -> float:
     """The value of a metric line of /metrics (labels included in `name`), 0 when absent."""
-    found = re.search(rf"^{re.escape(name)} (\S+)$", client.get("/metrics").text, re.MULTILINE)
+    found = re.search(rf"^{re.escape(name)} (\S+)$", client.get(internal("/metrics")).text, re.MULTILINE)
     return float(found.group(1)) if found else 0.0
 
 

@@ -18,11 +18,12 @@ from migrate.errors import LabError
 from migrate.lab import processes
 from migrate.lab.aws_world import (API_NAME, LAB_TTL_SECONDS, bucket_name, lab_aws_clients, lb_name,
                                    pool_name, probe_health, region_of_record, set_identifier, zone_id)
+from migrate.lab.load.resolver import Resolver, route53_client
 from migrate.lab.pg import free_port, port_open
 from migrate.lab.topology import GEOGRAPHIES, REGIONS, SOURCE_REGION, LabTopology, link_rtt_ms, wan_link_names
 from migrate.providers.factory import route_lab_api
 from migrate.lab.world import (lab_down, lab_status, lab_up, start_region_app, start_region_redis,
-                               stop_region_app, stop_region_redis)
+                               stop_region_app, stop_region_redis, wan_links)
 from tests.conftest import reachable_tmpdir
 
 pytestmark = pytest.mark.lab
@@ -95,6 +96,20 @@ def test_players_reach_the_app_through_their_links(world):
     # half the RTT ± symmetric jitter, a response's later chunks never earlier than its first) plus
     # the app's own work, so the median sits at or above the RTT; 0.9 leaves room for the jitter.
     assert statistics.median(samples) >= 0.9 * rtt, samples
+
+
+def test_internal_paths_answer_404_through_the_public_name_and_200_on_the_internal_listener(world):
+    """/metrics and /internal/shadow/report (it holds player data) are not the players': resolved the
+    way a player resolves api.game.example and sent through the APAC players' link, both are 404."""
+    lab_dir, _ = world
+    t = LabTopology.load(lab_dir)
+    region = Resolver(route53_client(t.moto_endpoint)).resolve("apac", 1)
+    assert region == US
+    for path in ("/metrics", "/internal/shadow/report"):
+        public = httpx.get(f"{t.player_url('apac', region)}{path}", timeout=10)
+        assert public.status_code == 404 and public.json()["error"] == "not_found", path
+        assert httpx.get(f"{t.internal_url(region)}{path}", timeout=10).status_code == 200, path
+    assert not set(t.internal_ports.values()) & {link["target_port"] for link in wan_links(t)}
 
 
 def test_route53_routes_each_geography_to_a_pool_holding_us_east_1_with_its_health_check(world):

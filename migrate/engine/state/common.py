@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from app.redact import redact_data  # one list of secret shapes for the game's logs and this journal
 from migrate.engine.state.protocol import Lock
 from migrate.errors import LockHeld, LockLost, LockNotFound
 
@@ -18,9 +19,11 @@ def iso(at: datetime) -> str:
 
 
 def encode_data(data: dict[str, Any] | None) -> str:
-    """The payload as JSON text; TypeError/ValueError (before anything is written) if it is not JSON."""
+    """The payload as JSON text with secrets masked (app/redact.py: a DSN password, a token or a key in
+    an error message must not outlive the run in the journal); TypeError/ValueError (before anything is
+    written) if it is not JSON."""
     # allow_nan=False: NaN is not JSON, and PostgreSQL's jsonb would refuse what SQLite accepted.
-    return json.dumps(data or {}, separators=(",", ":"), allow_nan=False)
+    return json.dumps(redact_data(data or {}), separators=(",", ":"), allow_nan=False)
 
 
 def lock_held(lock: Lock) -> LockHeld:

@@ -99,7 +99,7 @@ class LabShadowMirror:
 
     # -- the report ---------------------------------------------------------------------------
     def mirror_report(self, source: str) -> MirrorReport:
-        url = f"{self.t.app_url(source)}/internal/shadow/report"
+        url = f"{self.t.internal_url(source)}/internal/shadow/report"
         try:
             response = httpx.get(url, timeout=5.0)
             body = response.json()

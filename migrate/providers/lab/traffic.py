@@ -401,7 +401,7 @@ class LabTrafficMetrics:
         if region not in self.topology.app_ports:
             return None
         try:
-            response = httpx.get(f"{self.topology.app_url(region)}/metrics", timeout=self.scrape_timeout)
+            response = httpx.get(f"{self.topology.internal_url(region)}/metrics", timeout=self.scrape_timeout)
         except httpx.HTTPError:
             return None
         if response.status_code != 200:

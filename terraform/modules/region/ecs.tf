@@ -54,6 +54,9 @@ locals {
     # awslogs ships and CloudWatch turns into Game/Shadow metrics: no CloudWatch permission needed.
     SHADOW_PARAMETER = "${local.ssm_path}/shadow"
     SHADOW_METRICS   = "emf"
+    # /metrics and /internal/* answer only here, bound to 127.0.0.1 (app/internal.py): no port mapping,
+    # so neither the ALB nor anything in the VPC reaches them; a sidecar in the task can.
+    INTERNAL_PORT = tostring(var.api_internal_port)
   })
 }
 

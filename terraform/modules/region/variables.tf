@@ -107,6 +107,17 @@ variable "api_container_port" {
   }
 }
 
+variable "api_internal_port" {
+  type        = number
+  description = "Port of the API's internal listener (/metrics, /internal/*), bound to 127.0.0.1 inside the task and never mapped."
+  default     = 9100
+
+  validation {
+    condition     = var.api_internal_port >= 1024 && var.api_internal_port <= 65535
+    error_message = "api_internal_port must be an unprivileged port (1024-65535)."
+  }
+}
+
 variable "api_health_check_path" {
   type        = string
   description = "HTTP path of the API's health endpoint, used by the ALB target group and the Route 53 health check."

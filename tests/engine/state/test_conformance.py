@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import multiprocessing
 import multiprocessing.synchronize
 import threading
@@ -98,6 +100,15 @@ def test_data_round_trips_as_json(store):
             "empty": [], "text": "héllo \"quoted\""}
     assert store.append("lab", "step_succeeded", actor="a@h", data=data).data == data
     assert store.events("lab")[0].data == data
+
+
+def test_secrets_in_event_data_are_masked_before_they_are_stored(store):
+    failed = {"error": "connection to postgresql://game:hunter2-long@writer/game failed",
+              "password": "hunter2-long", "hint": "check PGPASSWORD=hunter2-long"}
+    appended = store.append("lab", "step_failed", actor="a@h", data=failed)
+    for event in (appended, store.events("lab")[0]):
+        assert "hunter2-long" not in json.dumps(event.data)
+        assert event.data["error"] == "connection to postgresql://game:***@writer/game failed"
 
 
 @pytest.mark.parametrize("bad", [object(), float("nan")], ids=["object", "nan"])
