@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     asset_base_url: str | None = Field(default=None, description="CloudFront/S3 endpoint base URL")
     match_size: int = Field(default=2, ge=2, le=16, description="players per match")
     ticket_ttl_seconds: int = Field(default=300, ge=5, le=86400)
+    cross_match_widening: list[tuple[float, float]] = Field(
+        default=[(1.0, 50.0), (3.0, 100.0), (6.0, 200.0)], description="JSON [[seconds waited, largest round "
+        "trip to the host in ms], …] ascending: a ticket joins cross-region matches after the first wait "
+        "(app/match_policy.py); [] keeps every match in its home region")
+    cross_match_interval_seconds: float = Field(default=0.25, gt=0, le=60,
+                                                description="how often this region looks for cross-region matches")
+    cross_match_lease_seconds: float = Field(default=3.0, gt=0, le=300, description="how long an owner holds "
+                                             "a claimed ticket before asking the coordinator to settle it")
     read_your_writes_wait_ms: int = Field(default=200, ge=0, le=5000,
                                           description="how long a read waits for the replica")
     db_timeout_seconds: float = Field(default=2.0, gt=0, le=60,
@@ -91,6 +99,14 @@ class Settings(BaseSettings):
             if not url.startswith(("http://", "https://")):
                 raise ValueError(f"PEER_REGIONS[{region!r}] must be an http(s) URL, got {url!r}")
         return {region: url.rstrip("/") for region, url in value.items()}
+
+    @field_validator("cross_match_widening")
+    @classmethod
+    def _widening(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        if any(b[0] <= a[0] or b[1] <= a[1] for a, b in zip(value, value[1:])) or any(
+                w < 0 or ms <= 0 for w, ms in value):
+            raise ValueError("CROSS_MATCH_WIDENING must be [[seconds, ms], …] with both rising")
+        return value
 
     @model_validator(mode="after")
     def _keys(self) -> Settings:

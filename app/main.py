@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from app import (assets, errors, health, internal, leaderboard, matchmaking, metrics, players, redact, sessions,
-                 shadow)
+from app import (assets, errors, health, internal, leaderboard, match_peers, matchmaking, metrics, players, redact,
+                 sessions, shadow)
+from app.cross_matcher import CrossMatcher
 from app.config import Settings
 from app.runtime import Runtime
 
@@ -72,6 +73,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None,
         rt = await Runtime.start(settings, app.state.metrics, clock=clock, peer_transport=peer_transport)
         app.state.runtime = rt
         app.state.shadow.start()
+        matcher = CrossMatcher(rt)
+        matcher.start()
         log.info("region %s version %s ready", settings.region, settings.app_version)
         try:
             yield
@@ -79,6 +82,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None,
             peers = rt.extras.get("peers")
             if peers is not None:
                 peers.close()
+            await matcher.close()
             await app.state.shadow.close()
             await rt.close()
 
@@ -87,7 +91,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] | None = None,
     app.state.metrics = metrics.Metrics(settings.region, settings.app_version)
     app.state.shadow = shadow.Mirror.from_settings(settings)
     errors.install(app)
-    for module in (sessions, players, leaderboard, matchmaking, assets, health, metrics, shadow):
+    for module in (sessions, players, leaderboard, matchmaking, match_peers, assets, health, metrics, shadow):
         app.include_router(module.router)
     if settings.app_generation >= 2:
         app.include_router(players.signup_router)

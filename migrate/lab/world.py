@@ -71,7 +71,10 @@ def wan_links(t: LabTopology) -> list[dict[str, Any]]:
     for name in wan_link_names():
         pair, _, service = name.partition(":")
         dst = pair.partition("->")[2]
-        target = {"pg": t.pg_ports, "pghome": t.home_pg_ports, "api": t.app_ports}[service][dst]
+        # a region's peer link reaches the other app's internal listener (the regions' private network:
+        # leaderboard fetches, matchmaking claims); a player's link reaches the public port only
+        apps = t.internal_ports if pair.partition("->")[0] in REGIONS else t.app_ports
+        target = {"pg": t.pg_ports, "pghome": t.home_pg_ports, "api": apps}[service][dst]
         rtt = link_rtt_ms(name)
         links.append({"name": name, "listen_port": t.wan_ports[name], "target_host": "127.0.0.1",
                       "target_port": target, "rtt_ms": rtt, "jitter_ms": rtt * JITTER_FRACTION})

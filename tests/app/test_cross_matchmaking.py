@@ -1,0 +1,115 @@
+"""Cross-region matchmaking with three real regions: each app on real HTTP with its own Redis, the
+regions' peer calls through emulated WAN links (the lab's proxy, real round trips), players queueing
+at their home region at once. The peer links between us-east-1 and Tokyo are cut and restored in the
+middle. What every region recorded, and what the players saw, go to the history checker
+(migrate/lab/checkers/matches.py): no ticket in two matches, claims all-or-none, minimax hosts,
+widening by each player's own round trips."""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from app.main import create_app
+from migrate.lab.checkers.matches import Seen, check_matches, formed_matches, read_history
+from migrate.lab.pg import free_port
+from migrate.lab.topology import link_rtt_ms
+from migrate.lab.wan import LinkSpec, WanProxyThread
+from tests.app.conftest import AP, EU, US, seed, serve, settings_for
+
+pytestmark = pytest.mark.lab
+
+REGIONS = (AP, EU, US)
+GEOGRAPHY = {AP: "apac", EU: "eu", US: "na"}
+# few players, so tickets often wait alone and widen (many would all match locally): Frankfurt's and
+# Tokyo's only player match only across regions, and all three matchmakers want us-east-1's two
+PLAYERS = {US: (101, 102), AP: (121,), EU: (141,)}
+WIDENING = [[0.3, 50.0], [0.8, 120.0], [1.5, 200.0]]  # the shipped one, shortened for the test
+RUN_S, CUT_AT_S, RESTORE_AT_S = 14.0, 5.0, 9.0
+
+
+def player_rtts(region: str, rng: random.Random) -> dict[str, float]:
+    """What this player's client measured to each region: its link's round trip, ± 5 %."""
+    return {r: round(link_rtt_ms(f"{GEOGRAPHY[region]}->{r}:api") * rng.uniform(0.95, 1.05), 1) for r in REGIONS}
+
+
+@contextlib.contextmanager
+def three_regions(db, start_redis):
+    """Three apps (own Redis each) whose peers reach each other through WAN links; yields (urls, redis, wan)."""
+    servers = {r: start_redis() for r in REGIONS}
+    ports = {r: free_port() for r in REGIONS}
+    links = [LinkSpec(name=f"{a}->{b}", listen_port=0, target_host="127.0.0.1", target_port=ports[b],
+                      rtt_ms=link_rtt_ms(f"{a}->{b}:api")) for a in REGIONS for b in REGIONS if a != b]
+    with WanProxyThread(links) as wan, contextlib.ExitStack() as stack:
+        urls = {}
+        for region in REGIONS:
+            peers = {p: f"http://127.0.0.1:{wan.port(f'{region}->{p}')}" for p in REGIONS if p != region}
+            settings = settings_for(region, db, servers[region].url, peer_regions=peers, internal_port=ports[region],
+                                    match_size=2, cross_match_widening=WIDENING, cross_match_lease_seconds=1.0,
+                                    cross_match_interval_seconds=0.1, peer_timeout_seconds=1.0)
+            urls[region] = stack.enter_context(serve(create_app(settings), ports[region]))
+        yield urls, {r: servers[r].client() for r in REGIONS}, wan
+
+
+def play(region: str, url: str, player_id: int, until: float, seen: list, lock: threading.Lock, seed_: int) -> None:
+    """Queue, poll until matched, repeat, until `until`; every match seen is recorded."""
+    rng = random.Random(seed_)
+    with httpx.Client(base_url=url, timeout=5) as http:
+        token = http.post("/v1/login", json={"player_id": player_id}).json()["token"]
+        auth = {"Authorization": f"Bearer {token}"}
+        while time.monotonic() < until:
+            time.sleep(rng.uniform(0.0, 1.0))
+            made = http.post("/v1/matchmaking/tickets", json={"rtt_ms": player_rtts(region, rng)}, headers=auth)
+            assert made.status_code in (200, 201), made.text
+            ticket = made.json()
+            while ticket["status"] == "waiting" and time.monotonic() < until + 10:
+                time.sleep(0.1)
+                ticket = http.get(f"/v1/matchmaking/tickets/{ticket['ticket_id']}", headers=auth).json()
+            if ticket["status"] == "matched":
+                with lock:
+                    seen.append((Seen(ticket["ticket_id"], ticket["match"]["match_id"]), ticket["match"]))
+
+
+def test_concurrent_matchmakers_in_three_regions_never_share_a_ticket_across_a_link_cut(db, start_redis):
+    seed(db, {pid: region for region, ids in PLAYERS.items() for pid in ids})
+    with three_regions(db, start_redis) as (urls, redis_of, wan):
+        seen: list = []
+        lock = threading.Lock()
+        start = time.monotonic()
+        threads = [threading.Thread(target=play, args=(region, urls[region], pid, start + RUN_S, seen, lock, pid))
+                   for region, ids in PLAYERS.items() for pid in ids]
+        for t in threads:
+            t.start()
+        time.sleep(CUT_AT_S)
+        for name in (f"{US}->{AP}", f"{AP}->{US}"):
+            wan.cut(name)
+        time.sleep(RESTORE_AT_S - CUT_AT_S)
+        for name in (f"{US}->{AP}", f"{AP}->{US}"):
+            wan.restore(name)
+        restored_at = time.time()  # the apps' clock
+        for t in threads:
+            t.join(timeout=60)
+        # every claim the cut left open is settled once its lease runs out and its coordinator answers
+        deadline = time.monotonic() + 20
+        while any(redis_of[r].scard(f"game:{r}:mm:claimed") for r in REGIONS):
+            assert time.monotonic() < deadline, {r: redis_of[r].smembers(f"game:{r}:mm:claimed") for r in REGIONS}
+            time.sleep(0.2)
+        history = [e for r in REGIONS for e in read_history(redis_of[r], f"game:{r}:", r)]
+
+    assert check_matches(history, [s for s, _ in seen], REGIONS) == []
+    matches = formed_matches(history)
+    cross = [m for m in matches if m["kind"] == "cross"]
+    events = Counter(e.event for e in history)
+    assert cross, f"no cross-region match formed: {events}"
+    assert events["claimed"] >= len(cross)
+    # the players were told where their match is hosted and the worst round trip there
+    for _, match in seen:
+        assert match["host_region"] in REGIONS and match["expected_rtt_ms"] > 0
+    # matchmaking went on after the links came back
+    assert any(m["chosen_at"] > restored_at for m in cross), [m["chosen_at"] - restored_at for m in cross]
