@@ -22,6 +22,7 @@ from app.config import Settings
 from app.db import upgrade
 from app.main import create_app
 from migrate.lab.pg import PgCluster, free_port, give_to_postgres, run_pg
+from migrate.lab.served import serve  # noqa: F401 (the app tests take it from here)
 from tests.conftest import reachable_tmpdir
 
 US, AP, EU = "us-east-1", "ap-northeast-1", "eu-central-1"
@@ -180,26 +181,6 @@ def login(client: TestClient, player_id: int) -> dict:
     response = client.post("/v1/login", json={"player_id": player_id})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
-@contextlib.contextmanager
-def serve(app, port: int | None = None) -> Iterator[str]:
-    """Serve `app` over real HTTP (uvicorn in a thread) on `port` (default: a free one); its base URL."""
-    port = port or free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ widening by each player's own round trips."""
 
 from __future__ import annotations
 
-import contextlib
 import random
 import threading
 import time
@@ -16,12 +15,10 @@ from collections import Counter
 import httpx
 import pytest
 
-from app.main import create_app
 from migrate.lab.checkers.matches import Seen, check_matches, formed_matches, read_history
-from migrate.lab.pg import free_port
+from migrate.lab.match_world import three_regions
 from migrate.lab.topology import link_rtt_ms
-from migrate.lab.wan import LinkSpec, WanProxyThread
-from tests.app.conftest import AP, EU, US, seed, serve, settings_for
+from tests.app.conftest import AP, EU, KEYS, US, seed
 
 pytestmark = pytest.mark.lab
 
@@ -37,24 +34,6 @@ RUN_S, CUT_AT_S, RESTORE_AT_S = 14.0, 5.0, 9.0
 def player_rtts(region: str, rng: random.Random) -> dict[str, float]:
     """What this player's client measured to each region: its link's round trip, ± 5 %."""
     return {r: round(link_rtt_ms(f"{GEOGRAPHY[region]}->{r}:api") * rng.uniform(0.95, 1.05), 1) for r in REGIONS}
-
-
-@contextlib.contextmanager
-def three_regions(db, start_redis):
-    """Three apps (own Redis each) whose peers reach each other through WAN links; yields (urls, redis, wan)."""
-    servers = {r: start_redis() for r in REGIONS}
-    ports = {r: free_port() for r in REGIONS}
-    links = [LinkSpec(name=f"{a}->{b}", listen_port=0, target_host="127.0.0.1", target_port=ports[b],
-                      rtt_ms=link_rtt_ms(f"{a}->{b}:api")) for a in REGIONS for b in REGIONS if a != b]
-    with WanProxyThread(links) as wan, contextlib.ExitStack() as stack:
-        urls = {}
-        for region in REGIONS:
-            peers = {p: f"http://127.0.0.1:{wan.port(f'{region}->{p}')}" for p in REGIONS if p != region}
-            settings = settings_for(region, db, servers[region].url, peer_regions=peers, internal_port=ports[region],
-                                    match_size=2, cross_match_widening=WIDENING, cross_match_lease_seconds=1.0,
-                                    cross_match_interval_seconds=0.1, peer_timeout_seconds=1.0)
-            urls[region] = stack.enter_context(serve(create_app(settings), ports[region]))
-        yield urls, {r: servers[r].client() for r in REGIONS}, wan
 
 
 def play(region: str, url: str, player_id: int, until: float, seen: list, lock: threading.Lock, seed_: int) -> None:
@@ -78,7 +57,12 @@ def play(region: str, url: str, player_id: int, until: float, seen: list, lock: 
 
 def test_concurrent_matchmakers_in_three_regions_never_share_a_ticket_across_a_link_cut(db, start_redis):
     seed(db, {pid: region for region, ids in PLAYERS.items() for pid in ids})
-    with three_regions(db, start_redis) as (urls, redis_of, wan):
+    servers = {r: start_redis() for r in REGIONS}
+    redis_of = {r: servers[r].client() for r in REGIONS}
+    with three_regions(db, {r: servers[r].url for r in REGIONS}, KEYS, match_size=2, cross_match_widening=WIDENING,
+                       cross_match_lease_seconds=1.0, cross_match_interval_seconds=0.1,
+                       peer_timeout_seconds=1.0) as world:
+        urls, wan = world.urls, world.wan
         seen: list = []
         lock = threading.Lock()
         start = time.monotonic()
