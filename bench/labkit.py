@@ -110,3 +110,25 @@ def latency_in(lab_dir: Path, start: float, end: float) -> dict[str, Any]:
 def settle(seconds: float) -> None:
     """Let the players' intervals complete past a window's end (they are written every INTERVAL_S)."""
     time.sleep(seconds)
+
+
+@contextlib.contextmanager
+def three_region_redis(spec: Path) -> Iterator[tuple[Any, str, dict[str, str]]]:
+    """A small lab whose PostgreSQL holds the players and their homes, and a fresh Redis for each region
+    (the lab's us-east-1 app stopped: the caller runs the regions' apps, migrate/lab/match_world.py);
+    yields (topology, writer DSN, session keys)."""
+    import json
+
+    import redis
+
+    from migrate.lab import world
+    from migrate.lab.topology import LabTopology
+    from migrate.names import REGIONS, SOURCE_REGION
+
+    with bench_lab(1000, spec) as lab:
+        t = LabTopology.load(lab.lab_dir)
+        world.stop_region_app(t, SOURCE_REGION)
+        for region in REGIONS:
+            world.start_region_redis(t, region)
+            redis.Redis.from_url(t.redis_url(region)).flushdb()
+        yield t, world.region_app_env(t, SOURCE_REGION)["WRITER_DSN"], json.loads(t.session_keys_file.read_text())

@@ -34,12 +34,10 @@ import httpx
 import psycopg
 import redis
 
-from bench.labkit import bench_lab
-from migrate.lab import world
+from bench.labkit import three_region_redis
 from migrate.lab.checkers.matches import Seen, check_matches, formed_matches, read_history
 from migrate.lab.machine import describe_machine
 from migrate.lab.match_world import MatchWorld, three_regions
-from migrate.lab.topology import LabTopology
 from migrate.names import REGIONS
 
 GEOGRAPHY_OF_HOME = {"ap-northeast-1": "apac", "eu-central-1": "eu", "us-east-1": "na"}
@@ -127,20 +125,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--players {args.players!r}: want geography=count pairs of {sorted(home_of)}")
     command = "python -m bench.matchmaking " + shlex.join(sys.argv[1:] if argv is None else argv)
 
-    with bench_lab(1000, args.spec) as lab:
-        t = LabTopology.load(lab.lab_dir)
-        world.stop_region_app(t, "us-east-1")  # its Redis is ours now: one matchmaker per region here
-        for region in REGIONS:
-            world.start_region_redis(t, region)
-        dsn = world.region_app_env(t, "us-east-1")["WRITER_DSN"]
-        keys = json.loads(t.session_keys_file.read_text())
+    with three_region_redis(args.spec) as (t, dsn, keys):
         with psycopg.connect(dsn) as conn:
             homes = {region: [row[0] for row in conn.execute(
                 "SELECT id FROM players WHERE home_region = %s ORDER BY id LIMIT %s",
                 (region, wanted.get(region, 0)))] for region in REGIONS}
         clients = {r: redis.Redis.from_url(t.redis_url(r)) for r in REGIONS}
-        for client in clients.values():
-            client.flushdb()
         with three_regions(dsn, {r: t.redis_url(r) for r in REGIONS}, keys, match_size=2) as mw:
             played: list[dict[str, Any]] = []
             lock = threading.Lock()
