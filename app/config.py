@@ -37,9 +37,10 @@ class Settings(BaseSettings):
     session_active_key: str | None = Field(default=None, description="signing key id; default first")
     session_ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
     session_epoch: int = Field(default=1, ge=0, description="stamped in new tokens; older refused")
-    home_routing: dict[str, str] = Field(
-        default_factory=dict, description="player home_region → region currently serving it "
-                                          "(identity when absent)")
+    home_routing: dict[str, str | dict] = Field(
+        default_factory=dict, description="player home_region → region currently serving it (identity when "
+                                          "absent), or {\"region\": …, \"epoch\": n}: the home's epoch, bumped each "
+                                          "time a region loss re-homes it (a write carrying an older one is refused)")
     home_routing_file: Path | None = Field(
         default=None, description="JSON file with the same map, re-read when it changes")
     internal_port: int | None = Field(

@@ -21,7 +21,7 @@ from app.errors import AppError
 from app.peers import peer_boards
 from app.ranking import MAX_SCORE, TOP, Entry, RegionalBoard, entry, member, merge, pack, unpack, utc
 from app.runtime import Runtime, runtime
-from app.sessions import Player
+from app.sessions import Writer
 
 
 def board_key(rt: Runtime) -> str:
@@ -68,7 +68,7 @@ router = APIRouter(tags=["leaderboard"])
 @router.post("/v1/scores", response_model=ScoreOut,
              responses={401: {"description": "no/invalid token"},
                         409: {"description": "this region does not home the player"}})
-async def submit_score(body: ScoreIn, player: Player, rt: Annotated[Runtime, Depends(runtime)]) -> ScoreOut:
+async def submit_score(body: ScoreIn, player: Writer, rt: Annotated[Runtime, Depends(runtime)]) -> ScoreOut:
     """Record a score for the token's player in this region's board (only its home region)."""
     serving = rt.serving_region(player.home_region)
     if serving != rt.settings.region:

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.errors import AppError
 from app.ranking import utc
 from app.runtime import Runtime, runtime
-from app.sessions import Player
+from app.sessions import Player, Writer
 
 # Shared by both scripts: match waiting tickets at the head of the queue, size at a time. Tickets
 # that are no longer waiting (cancelled, expired, claimed by a cross-region match) are dropped from the
@@ -219,7 +219,7 @@ router = APIRouter(tags=["matchmaking"])
              responses={200: {"model": Ticket, "description": "your existing waiting ticket"},
                         401: {"description": "no/invalid token"},
                         409: {"description": "this region does not home the player"}})
-async def create_ticket(body: TicketIn, player: Player, response: Response,
+async def create_ticket(body: TicketIn, player: Writer, response: Response,
                         rt: Annotated[Runtime, Depends(runtime)]) -> Ticket:
     """Queue for a match (or get your waiting ticket back); matching happens in the same step."""
     _require_home(rt, player)
@@ -248,7 +248,7 @@ async def get_ticket(ticket_id: TicketId, player: Player, rt: Annotated[Runtime,
                responses={401: {"description": "no/invalid token"}, 403: {"description": "not yours"},
                           404: {"description": "no such ticket"},
                           409: {"description": "already matched"}})
-async def cancel_ticket(ticket_id: TicketId, player: Player,
+async def cancel_ticket(ticket_id: TicketId, player: Writer,
                         rt: Annotated[Runtime, Depends(runtime)]) -> Ticket:
     """Leave the queue; idempotent; refused once the ticket is matched."""
     _require_home(rt, player)

@@ -16,7 +16,7 @@ from app.errors import AppError
 from app.ids import HOME_REGIONS
 from app.player_store import LSN_PATTERN, HandleTaken, create_player, read_player, update_player
 from app.runtime import Runtime, runtime
-from app.sessions import MAX_PLAYER_ID, SERVING_HEADER, Player
+from app.sessions import MAX_PLAYER_ID, SERVING_HEADER, Player, Writer
 
 MAX_BIGINT = 2**63 - 1
 MAX_INT = 2**31 - 1
@@ -155,7 +155,7 @@ async def get_player(
 @router.patch("/v1/players/{player_id}", response_model=ProfileUpdated,
               responses={401: {"description": "no/invalid token"}, 403: {"description": "not yours"},
                          404: {"description": "no such player"}, 409: {"description": "handle taken"}})
-async def patch_player(player_id: PlayerId, body: ProfilePatch, player: Player, response: Response,
+async def patch_player(player_id: PlayerId, body: ProfilePatch, player: Writer, response: Response,
                        rt: Annotated[Runtime, Depends(runtime)]) -> ProfileUpdated:
     """Update your own profile on the writer."""
     if player.player_id != player_id:

@@ -62,11 +62,23 @@ class Runtime:
             await self.writers.close()
         await self.writer.close(timeout=1.0)
 
-    def serving_region(self, home_region: str) -> str:
-        """The region that currently homes players whose home_region column is `home_region`."""
+    def _route(self, home_region: str) -> tuple[str, int]:
         routing = self.home_routing_file.get() if self.settings.home_routing_file else self.settings.home_routing
         target = routing.get(home_region, home_region)
-        return target if isinstance(target, str) else home_region
+        if isinstance(target, str):
+            return target, 1
+        if isinstance(target, dict) and isinstance(target.get("region"), str):
+            epoch = target.get("epoch", 1)
+            return target["region"], epoch if isinstance(epoch, int) and epoch >= 1 else 1
+        return home_region, 1
+
+    def serving_region(self, home_region: str) -> str:
+        """The region that currently homes players whose home_region column is `home_region`."""
+        return self._route(home_region)[0]
+
+    def home_epoch(self, home_region: str) -> int:
+        """How many times `home_region`'s players have been re-homed by a region loss, plus one."""
+        return self._route(home_region)[1]
 
 
 def runtime(request: Request) -> Runtime:

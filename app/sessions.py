@@ -2,7 +2,15 @@
 
 A token is `base64url(payload JSON) "." base64url(HMAC-SHA256(secret[kid], payload part))`, unpadded.
 Claims: `sub` player id, `home` the player's home_region, `epoch` (tokens older than SESSION_EPOCH are
-refused, so re-homing can force re-login), `kid` signing key id, `iat` / `exp` Unix seconds.
+refused everywhere: a forced re-login), `hep` the home's epoch when the token was issued (absent: 1),
+`kid` signing key id, `iat` / `exp` Unix seconds.
+
+Home epochs (DESIGN §2, session row; §6b): when a region is lost its home is re-homed elsewhere and its
+epoch goes up by one (HOME_ROUTING_FILE: {"region": …, "epoch": n}). Any region still accepts the
+token for reads, but a write (profile, score, ticket) carrying an older `hep` is refused with 409
+`stale_home_epoch`, in every region, including the lost one when it comes back and reads the same
+routing; the client trades its token for a current one at POST /v1/sessions/refresh (no new login)
+and retries, so the player keeps the session while nothing written under the old home's rules lands.
 Every region holds the same SESSION_KEYS, so a token from any region verifies in all of them; during
 a key rotation the new key is added everywhere first, then made active, then the old one removed."""
 
@@ -40,6 +48,7 @@ class Claims:
     key_id: str
     issued_at: int
     expires_at: int
+    home_epoch: int = 1
 
 
 class TokenError(Exception):
@@ -63,13 +72,15 @@ def _mac(secret: str, payload_part: str) -> bytes:
     return hmac.new(secret.encode(), payload_part.encode("ascii"), hashlib.sha256).digest()
 
 
-def sign(settings: Settings, player_id: int, home_region: str, now: float) -> tuple[str, Claims]:
+def sign(settings: Settings, player_id: int, home_region: str, now: float,
+         home_epoch: int = 1) -> tuple[str, Claims]:
     """A token for `player_id` signed with the active key, and its claims."""
     kid = settings.signing_key_id
     claims = Claims(player_id=player_id, home_region=home_region, epoch=settings.session_epoch,
-                    key_id=kid, issued_at=int(now), expires_at=int(now) + settings.session_ttl_seconds)
+                    key_id=kid, issued_at=int(now), expires_at=int(now) + settings.session_ttl_seconds,
+                    home_epoch=home_epoch)
     payload = {"sub": claims.player_id, "home": claims.home_region, "epoch": claims.epoch,
-               "kid": claims.key_id, "iat": claims.issued_at, "exp": claims.expires_at}
+               "kid": claims.key_id, "iat": claims.issued_at, "exp": claims.expires_at, "hep": claims.home_epoch}
     part = _b64encode(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
     secret = settings.session_keys[kid].get_secret_value()
     return f"{part}.{_b64encode(_mac(secret, part))}", claims
@@ -99,8 +110,12 @@ def verify(settings: Settings, token: str, now: float) -> Claims:
     for name, kind in types.items():
         if type(payload.get(name)) is not kind:
             raise TokenError("malformed", f"token claim {name!r} missing or not {kind.__name__}")
+    home_epoch = payload.get("hep", 1)
+    if type(home_epoch) is not int or home_epoch < 1:
+        raise TokenError("malformed", "token claim 'hep' is not a positive int")
     claims = Claims(player_id=payload["sub"], home_region=payload["home"], epoch=payload["epoch"],
-                    key_id=payload["kid"], issued_at=payload["iat"], expires_at=payload["exp"])
+                    key_id=payload["kid"], issued_at=payload["iat"], expires_at=payload["exp"],
+                    home_epoch=home_epoch)
     if now >= claims.expires_at:
         raise TokenError("expired", "token expired")
     if claims.epoch < settings.session_epoch:
@@ -134,6 +149,21 @@ def current_player(credentials: Annotated[HTTPAuthorizationCredentials | None, D
 Player = Annotated[Claims, Depends(current_player)]
 
 
+def current_writer(player: Player, rt: Annotated[Runtime, Depends(runtime)]) -> Claims:
+    """FastAPI dependency for writes: `current_player`, refused with 409 `stale_home_epoch` when the
+    token predates a re-homing of the player's home (the module doc)."""
+    current = rt.home_epoch(player.home_region)
+    if player.home_epoch < current:
+        raise AppError(409, "stale_home_epoch", f"this session predates home {player.home_region}'s move "
+                       f"(epoch {player.home_epoch} < {current}): refresh it at POST /v1/sessions/refresh",
+                       token_home_epoch=player.home_epoch, home_epoch=current, home_region=player.home_region,
+                       serving_region=rt.serving_region(player.home_region))
+    return player
+
+
+Writer = Annotated[Claims, Depends(current_writer)]
+
+
 class LoginRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     player_id: int = Field(ge=1, le=MAX_PLAYER_ID)
@@ -144,6 +174,7 @@ class LoginResponse(BaseModel):
     player_id: int
     home_region: str
     serving_region: str = Field(description="region that currently homes this player")
+    home_epoch: int = Field(description="the home's epoch this token writes under")
     epoch: int
     key_id: str
     expires_at: int
@@ -159,7 +190,19 @@ async def login(body: LoginRequest, rt: Annotated[Runtime, Depends(runtime)]) ->
     home = await fetch_home_region(rt, body.player_id)
     if home is None:
         raise AppError(404, "player_not_found", f"no player {body.player_id}", player_id=body.player_id)
-    token, claims = sign(rt.settings, body.player_id, home, rt.clock())
+    return _issue(rt, body.player_id, home)
+
+
+def _issue(rt: Runtime, player_id: int, home: str) -> LoginResponse:
+    token, claims = sign(rt.settings, player_id, home, rt.clock(), rt.home_epoch(home))
     return LoginResponse(token=token, player_id=claims.player_id, home_region=claims.home_region,
-                         serving_region=rt.serving_region(home), epoch=claims.epoch,
+                         serving_region=rt.serving_region(home), home_epoch=claims.home_epoch, epoch=claims.epoch,
                          key_id=claims.key_id, expires_at=claims.expires_at)
+
+
+@router.post("/v1/sessions/refresh", response_model=LoginResponse,
+             responses={401: {"description": "no/invalid/expired token"}})
+async def refresh(player: Player, rt: Annotated[Runtime, Depends(runtime)]) -> LoginResponse:
+    """Trade a genuine, unexpired token for one under the home's current epoch (after a region loss
+    re-homed the player): the session goes on without a new login; expiry is counted from now."""
+    return _issue(rt, player.player_id, player.home_region)

@@ -108,7 +108,7 @@ def test_concurrent_creates_never_share_a_ticket(make_client, redis_url, size):
     records = [json.loads(client.get(k)) for k in client.scan_iter(match="game:us-east-1:mm:match:*")]
     client.close()
     assert len(records) == len(by_match)
-    ticket_uses = Counter(tid for r in records for tid in r["tickets"])
+    ticket_uses = Counter(t["ticket_id"] for r in records for t in r["tickets"])
     assert ticket_uses and max(ticket_uses.values()) == 1
     for r in records:
-        assert sorted(int(p) for p in r["players"]) == sorted(by_match[r["match_id"]])
+        assert sorted(int(t["player_id"]) for t in r["tickets"]) == sorted(by_match[r["match_id"]])
