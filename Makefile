@@ -11,17 +11,19 @@ STAMP  := $(VENV)/.installed-stamp
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 
+# --no-compile: byte-compiling every installed file (botocore alone has thousands) was half of the
+# install on a clean clone (35 s → 20 s here); Python compiles what the suite imports, once, on first import.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 # checkov pins old boto3/packaging and ships a clashing hcl2 package: it gets a virtualenv of its own.
 $(CHECKOV):
 	$(PYTHON) -m venv $(CHECKOV_VENV)
 	$(CHECKOV_VENV)/bin/pip install --quiet --upgrade pip
-	$(CHECKOV_VENV)/bin/pip install --quiet 'checkov==3.3.30'
+	$(CHECKOV_VENV)/bin/pip install --quiet --no-compile 'checkov==3.3.30'
 
 check-tools:
 	@bash scripts/check-tools.sh
