@@ -138,6 +138,9 @@ class ClaimBook:
 
     async def decide(self, claim_id: str, wanted: str) -> str:
         """As coordinator: record `wanted` unless a decision stands; the decision that stands."""
+        # The decision must outlive every ticket it names (TICKET_TTL_SECONDS from the ticket's creation;
+        # a claim does not extend it): an owner asking later than that has no ticket left to settle, while
+        # one asking after the decision expired would abort a committed match. Twice the TTL.
         return (await self._decide(args=[self.prefix, claim_id, wanted, max(self.ttl_s * 2, 60)])).decode()
 
     async def expired_claims(self, now: float) -> dict[tuple[str, str], list[str]]:

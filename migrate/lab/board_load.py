@@ -32,14 +32,15 @@ def _submitter(url: str, region: str, tokens: dict[int, str], until: float, rng:
             player = rng.choice(players)
             score = rng.randint(0, max_score)
             sent_at = time.time()
-            # what the write would store if it were the best: a phantom check needs every key sent
-            sent = [Sent(player, pack(score, int(sent_at) + d), sent_at) for d in (0, 1)]
             try:
                 answer = http.post("/v1/scores", json={"score": score},
                                    headers={"Authorization": f"Bearer {tokens[player]}"})
             except httpx.HTTPError:
                 answer = None
             acked_at = time.time()
+            # what the write stores if it is the player's best: the score at the server's whole second,
+            # somewhere between sending and the answer (the phantom check needs every key it could be)
+            sent = [Sent(player, pack(score, second), sent_at) for second in range(int(sent_at), int(acked_at) + 1)]
             with history.lock:
                 history.sent.extend(sent)
                 if answer is None or answer.status_code != 200:

@@ -9,11 +9,15 @@ Redis and back. Crashes: test_cutover_crashes.py; aborts: test_cutover_abort.py.
 
 from __future__ import annotations
 
+import threading
+import time
+
 import httpx
 import psycopg
 import pytest
 import redis
 
+from app.match_claims import APPLY, CLAIM
 from migrate.engine import services
 from migrate.lab.topology import SOURCE_REGION
 from migrate.providers.lab.home_serving import LabHomeServing, prefix
@@ -112,3 +116,27 @@ def test_rehome_moves_the_homes_board_entries_and_waiting_tickets_and_rollback_m
     assert home.zscore(prefix(REGION) + board, f"{tokyo:020d}") is None
     assert east.hget(f"{prefix(SOURCE_REGION)}mm:ticket:{tokyo_ticket}", "status") == b"waiting"
     assert LabHomeServing(lab).state_counts(REGION, REGION) == {"entries": 0, "waiting_tickets": 0}
+
+
+def test_rehome_leaves_a_ticket_claimed_by_a_cross_region_match_until_its_claim_settles(expanded_lab):
+    """A claimed ticket's owner is who settles its claim (app/match_claims.py): the move waits for the
+    coordinator's decision (here: aborted, one second later) and then moves the ticket, waiting again."""
+    lab = expanded_lab
+    tokyo = player_of(lab, REGION)
+    ticket = play_at_us_east_1(lab, tokyo, 778, "claimed-test")
+    east, src = cache(lab, SOURCE_REGION), prefix(SOURCE_REGION)
+    claim = "c-eu-central-1-0123456789ab"
+    now = time.time()
+    assert east.register_script(CLAIM)(args=[src, claim, "eu-central-1", f"{now + 600:.3f}", f"{now:.3f}", ticket])[0] == 1
+    settle = threading.Timer(1.0, lambda: east.register_script(APPLY)(args=[src, claim, "aborted", f"{time.time():.3f}",
+                                                                            300, ticket]))
+    settle.start()
+    serving = LabHomeServing(lab)
+    try:
+        moved = serving.move_state(REGION, SOURCE_REGION, REGION)
+        assert moved["tickets"] == 1 and moved["passes"] > 1
+        assert cache(lab, REGION).hget(f"{prefix(REGION)}mm:ticket:{ticket}", "status") == b"waiting"
+        assert not east.exists(f"{src}mm:ticket:{ticket}")
+    finally:
+        settle.join()
+        serving.move_state(REGION, REGION, SOURCE_REGION)  # as the module's other tests expect it

@@ -11,11 +11,14 @@ pass therefore repeats until the source holds nothing of the home. Nothing is lo
   the source's matcher skips anything not `waiting`, so it can never be matched there again), then
   written at the target with its id, mode and times, then deleted at the source. A run that died
   between finds it `moving` and finishes it. Matched tickets are copied (a poll after the flip asks the
-  target) and left to expire at the source."""
+  target) and left to expire at the source. A ticket claimed by a cross-region match in the making
+  (app/match_claims.py) is left where it is until its claim settles (one lease at most): its owner's
+  claim index is what settles it, so it is moved once it is waiting again, or copied once matched."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import psycopg
@@ -29,6 +32,7 @@ from migrate.providers.lab.global_database import lab_errors
 WHERE = "lab home serving"
 SCAN_COUNT = 500
 MAX_PASSES = 50  # each pass moves what in-flight requests left; a home that keeps refilling is a bug
+CLAIM_WAIT_S = 0.25  # between passes while a claimed ticket waits for its claim to settle (50 × 0.25 s > a lease)
 
 # ARGV: member, score, … → how many were removed (only those still at the score read before the copy).
 _REMOVE_IF_UNCHANGED = """
@@ -149,7 +153,9 @@ class LabHomeServing:
             if cursor == 0:
                 return moved
 
-    def _ticket_pass(self, home: str, source: redis.Redis, target: redis.Redis, src: str, dst: str) -> int:
+    def _ticket_pass(self, home: str, source: redis.Redis, target: redis.Redis, src: str,
+                     dst: str) -> tuple[int, int]:
+        """(tickets moved, tickets left for a later pass: claimed by a cross-region match in the making)."""
         take, put, drop = (source.register_script(_TAKE_TICKET), target.register_script(_PUT_TICKET),
                            source.register_script(_DROP_MOVED))
         owners = {}
@@ -158,7 +164,7 @@ class LabHomeServing:
             if pid is not None:
                 owners[key.decode()] = int(pid)
         mine = self._homed(home, sorted(set(owners.values())))
-        moved = 0
+        moved = pending = 0
         for key, pid in owners.items():
             if pid not in mine:
                 continue
@@ -167,12 +173,15 @@ class LabHomeServing:
             if not flat:
                 continue
             fields = dict(zip([f.decode() for f in flat[::2]], [v.decode() for v in flat[1::2]]))
+            if fields.get("status") == "claimed":
+                pending += 1  # another pass moves it once its claim settled
+                continue
             pttl = fields.pop("__pttl")
             args = [dst, tid, pttl] + [x for kv in fields.items() for x in kv]
             put(keys=[dst + "mm:ticket:" + tid], args=args)
             if fields.get("status") == "moving":
                 moved += int(drop(keys=[key, f"{src}mm:player:{pid}"], args=[tid]))
-        return moved
+        return moved, pending
 
     def move_state(self, home: str, source: str, target: str) -> dict[str, Any]:
         if source == target:
@@ -183,10 +192,12 @@ class LabHomeServing:
             try:
                 for passes in range(1, MAX_PASSES + 1):
                     board = self._board_pass(home, src, dst, prefix(source), prefix(target))
-                    waiting = self._ticket_pass(home, src, dst, prefix(source), prefix(target))
+                    waiting, pending = self._ticket_pass(home, src, dst, prefix(source), prefix(target))
                     entries, tickets = entries + board, tickets + waiting
-                    if board == 0 and waiting == 0:
+                    if board == 0 and waiting == 0 and pending == 0:
                         return {"entries": entries, "tickets": tickets, "passes": passes}
+                    if pending:
+                        time.sleep(CLAIM_WAIT_S)
             except redis.RedisError as exc:
                 raise ProviderError(f"{home}: move {source} → {target}: Redis: {exc}", where=WHERE,
                                     hint="is the region's Redis up? `migrate lab status`") from None
