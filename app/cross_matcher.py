@@ -52,13 +52,20 @@ class CrossMatcher:
 
     async def _run(self) -> None:
         interval = self.rt.settings.cross_match_interval_seconds
+        failing: str | None = None  # logged when it starts, changes and ends: not four times a second
         while True:
             try:
                 await self.tick()
+                if failing is not None:
+                    log.warning("cross-region matchmaker: working again")
+                    failing = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a Redis blip or a bug must not stop matchmaking for good
-                log.warning("cross-region matchmaker: %s: %s", type(exc).__name__, exc)
+                reason = f"{type(exc).__name__}: {exc}"
+                if reason != failing:
+                    log.warning("cross-region matchmaker: %s (retrying every %.2f s)", reason, interval)
+                    failing = reason
             await asyncio.sleep(interval * random.uniform(0.75, 1.25))
 
     async def tick(self) -> int:

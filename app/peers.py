@@ -26,7 +26,8 @@ class PeerResult:
     """One fetch of a peer's board: `entries` on success, else `error`."""
 
     region: str
-    fetched_at: float  # time.monotonic()
+    fetched_at: float  # time.monotonic(): when the fetch was sent (entries: the board is at least this recent),
+    # or when it failed (error)
     entries: list[Entry] | None
     error: str | None = None
 
@@ -65,6 +66,10 @@ class PeerBoards:
         return task
 
     async def _fetch(self, region: str, url: str) -> PeerResult:
+        # Ages count from the send, not the answer: the peer read its board after we sent, so a result
+        # served at age < GLOBAL_MAX_STALE_SECONDS holds every score acknowledged that long ago, however
+        # long the answer took to cross the ocean or to be picked up by a busy event loop.
+        sent = time.monotonic()
         try:
             response = await self.rt.http.get(f"{url}/v1/leaderboard/regional", params={"limit": TOP})
             if response.status_code != 200:
@@ -72,11 +77,12 @@ class PeerBoards:
             board = RegionalBoard.model_validate_json(response.content)
             if board.region != region:
                 raise ValueError(f"answered as region {board.region!r}")
-            result = PeerResult(region, time.monotonic(), board.entries)
+            result = PeerResult(region, sent, board.entries)
             outcome = "ok"
         except (httpx.HTTPError, ValueError, ValidationError) as exc:
             reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             log.warning("peer %s (%s): %s", region, url, reason)
+            # a failure is reused from when it was known: requests meanwhile answer at once, incomplete
             result = PeerResult(region, time.monotonic(), None, reason)
             outcome = "error"
         self.rt.metrics.peer_fetches.labels(peer=region, outcome=outcome).inc()

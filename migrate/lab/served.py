@@ -17,8 +17,10 @@ from migrate.lab.pg import free_port
 def serve(app, port: int | None = None) -> Iterator[str]:
     """Serve `app` on 127.0.0.1:`port` (default: a free one) for the block; its base URL."""
     port = port or free_port()
+    # A bounded graceful shutdown: a peer's keep-alive request through a WAN link must not keep the app
+    # (and its background tasks) running past the block.
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on", access_log=False))
+                                           lifespan="on", access_log=False, timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 15
@@ -31,3 +33,6 @@ def serve(app, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+        if thread.is_alive():  # a connection that never went idle: stop without waiting for it
+            server.force_exit = True
+            thread.join(timeout=15)

@@ -1,7 +1,8 @@
 """The leaderboards under load in three real regions (own Redis each, peers through WAN links), checked
 on the recorded history against a brute-force oracle (migrate/lab/checkers/leaderboard.py): strict
 regional top-100s, no phantom entries, and the global top-100 equal to the oracle once quiet for the
-documented bound (app/leaderboard.py: GLOBAL_MAX_STALE_SECONDS + PEER_TIMEOUT_SECONDS)."""
+documented bound (app/peers.py: a peer's age counts from the fetch's send, so GLOBAL_MAX_STALE_SECONDS;
+PEER_TIMEOUT_SECONDS more as slack)."""
 
 from __future__ import annotations
 
