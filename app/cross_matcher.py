@@ -20,7 +20,7 @@ from collections import defaultdict
 
 from app.match_claims import committed
 from app.match_peers import PeerMatchmakers, claim_book, waiting_candidates
-from app.match_policy import Candidate, Choice, choose
+from app.match_policy import Candidate, Choice, first_choice
 from app.matchmaking import known_regions
 from app.runtime import Runtime
 
@@ -93,7 +93,7 @@ class CrossMatcher:
             await self.book.apply(claim_id, decision, self.rt.clock(), tickets)
 
     async def propose(self, mode: str) -> Choice | None:
-        """The best match for this region's oldest widening ticket of `mode`, or None."""
+        """The best match for this region's oldest widening ticket of `mode` that has one, or None."""
         first_wait = self.widening[0][0]
         own = await waiting_candidates(self.rt, mode, first_wait)
         if not own:
@@ -107,8 +107,8 @@ class CrossMatcher:
                 log.info("cross-region matchmaker: %s did not list its tickets: %r", region, result)
                 continue
             others.extend(c for c in result if c.owner == region)
-        return choose(own[0], others, self.rt.settings.match_size, self.rt.clock(), known_regions(self.rt),
-                      self.widening)
+        return first_choice(own, others, self.rt.settings.match_size, self.rt.clock(), known_regions(self.rt),
+                            self.widening)
 
     async def form(self, choice: Choice) -> bool:
         """Claim the group at every owner, decide, apply; True when the match was committed."""

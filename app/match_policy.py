@@ -98,3 +98,16 @@ def choose(anchor: Candidate, others: Iterable[Candidate], size: int, now: float
                 best.worst_rtt_ms, min(c.created_at for c in best.tickets)):
             best = choice
     return best
+
+
+def first_choice(own: Sequence[Candidate], others: Iterable[Candidate], size: int, now: float,
+                 regions: Sequence[str], widening: Sequence[tuple[float, float]] = WIDENING,
+                 anchors: int = 20) -> Choice | None:
+    """The best match for this region's oldest ticket that has one (its first `anchors` tickets, oldest
+    first): a ticket nobody can play with yet must not keep the younger ones from matching."""
+    pool = list(others)
+    for anchor in sorted(own, key=lambda c: (c.created_at, c.ticket_id))[:anchors]:
+        found = choose(anchor, pool, size, now, regions, widening)
+        if found is not None:
+            return found
+    return None

@@ -3,7 +3,7 @@ own round trips, and groups that span regions."""
 
 from __future__ import annotations
 
-from app.match_policy import Candidate, choose, minimax_host, rtt_limit
+from app.match_policy import Candidate, choose, first_choice, minimax_host, rtt_limit
 
 REGIONS = ("ap-northeast-1", "eu-central-1", "us-east-1")
 # a player's round trip = last mile + the inter-region round trip (DESIGN §2)
@@ -63,3 +63,18 @@ def test_a_group_is_refused_when_its_minimax_host_breaks_one_players_limit():
     a = Candidate("t1", 1, "x-a-1", 1000.0 - 1.5, {"x-a-1": 40.0, "x-b-1": 60.0})
     b = Candidate("t2", 2, "x-b-1", 1000.0 - 10.0, {"x-a-1": 150.0, "x-b-1": 10.0})
     assert choose(a, [b], 2, 1000.0, ["x-a-1", "x-b-1"]) is None
+
+
+def test_an_unmatchable_oldest_ticket_does_not_hold_up_the_younger_ones():
+    # us-east-1's queue: an APAC player it still homes (waited 4 s: ≤ 100 ms) and an NA player (3.5 s)
+    stuck = ticket("t1", "us-east-1", APAC, waited=4.0)
+    younger = ticket("t2", "us-east-1", NA, waited=3.5)
+    eu = ticket("t3", "eu-central-1", EU, waited=10.0)  # ≤ 200 ms
+    assert choose(stuck, [eu], 2, 1000.0, REGIONS) is None  # no host within 100 ms of the APAC player
+    found = first_choice([stuck, younger], [eu], 2, 1000.0, REGIONS)
+    assert found is not None and {c.ticket_id for c in found.tickets} == {"t2", "t3"} and found.host == "us-east-1"
+    # the oldest that can match goes first: with an NA player who waited 10 s the APAC player is hosted in
+    # Tokyo (170 ms for the NA player, within its 200; ties with us-east-1 go by name)
+    na = ticket("t4", "eu-central-1", NA, waited=10.0)
+    found = first_choice([younger, stuck], [na, eu], 2, 1000.0, REGIONS)
+    assert [c.ticket_id for c in found.tickets] == ["t1", "t4"] and found.host == "ap-northeast-1"
