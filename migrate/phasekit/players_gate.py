@@ -30,8 +30,13 @@ def pools(t: Target) -> dict[str, Routing]:
 
 
 def window_plan(t: Target, routes: dict[str, Routing]) -> WindowPlan:
-    """A window over every geography routed as `routes` says, every region with an API, the target's lag."""
-    regions = api_regions(t)
+    """A window over every geography routed as `routes` says, every region with an API and always the
+    phase's own region, the target's lag."""
+    # The target is judged even when its API looks undeployed (the lab: no app process): a target that
+    # dies as a step begins must fail the gate as unreachable, not drop out of it while its players fail
+    # over to another region and the gate passes on them (a CI run in session 7 did exactly that).
+    deployed = set(api_regions(t))
+    regions = tuple(r for r in t.spec.regions if r in deployed or r == t.region)
     serving = sorted({r for pool in routes.values() for r in pool.serving() if r in regions})
     own = routes[t.spec.regions[t.region].geography] if t.region else next(iter(routes.values()))
     return WindowPlan(regions=regions, serving=tuple(serving), routing=own, geographies=tuple(t.spec.traffic_mix),
