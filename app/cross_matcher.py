@@ -36,6 +36,7 @@ class CrossMatcher:
         self.book = claim_book(rt)
         self.widening = [tuple(step) for step in rt.settings.cross_match_widening]
         self._task: asyncio.Task | None = None
+        self._peer_errors: dict[str, str] = {}  # peer → why it last failed to list (logged on change only)
 
     def start(self) -> None:
         """Run the loop on the current event loop (no-op without peers or widening)."""
@@ -104,8 +105,14 @@ class CrossMatcher:
         others: list[Candidate] = list(own)
         for region, result in zip(peers, listed):
             if isinstance(result, BaseException):
-                log.info("cross-region matchmaker: %s did not list its tickets: %r", region, result)
+                reason = repr(result)
+                if self._peer_errors.get(region) != reason:
+                    log.warning("cross-region matchmaker: %s does not list its tickets (%s): its players are left "
+                                "out until it does", region, reason)
+                    self._peer_errors[region] = reason
                 continue
+            if self._peer_errors.pop(region, None) is not None:
+                log.warning("cross-region matchmaker: %s lists its tickets again", region)
             others.extend(c for c in result if c.owner == region)
         return first_choice(own, others, self.rt.settings.match_size, self.rt.clock(), known_regions(self.rt),
                             self.widening)
