@@ -4,6 +4,8 @@ they do (a realistic request mix) and how a game client behaves on the answers i
 A player runs one request at a time (a game client waits for its answer), so a player's writes are
 ordered and the ledger can judge them. A client:
 - logs in when it has no token (and again after a 401, e.g. `stale_epoch` after re-homing, retrying once);
+- refreshes its session after a 409 `stale_home_epoch` (a region loss re-homed the player: epoch + 1) at
+  the region the answer names, and retries, without logging in again;
 - follows a 409 `wrong_region` to the region the answer names (once), through its geography's link to
   that region: the request's latency is the sum of both exchanges, the 409 is counted as recovered;
 - sends home-bound requests (scores, tickets) straight to the region serving its home, as the login,
@@ -246,6 +248,17 @@ class Player:
             return s.token is not None
         return False
 
+    async def _refresh(self, s: Session, region: str) -> bool:
+        """Trade the token for one under the home's current epoch (after a region loss re-homed the player):
+        the session goes on without a login (app/sessions.py)."""
+        out = await self.net.exchange(s.geography, region, "POST", "/v1/sessions/refresh", headers=self._auth(s))
+        self._record(s, "session_refresh", out.latency_ms, out.error, region)
+        if out.ok and isinstance(out.body, dict) and out.body.get("token"):
+            s.token = out.body["token"]
+            s.serving_region = out.body.get("serving_region") or s.serving_region
+            return True
+        return False
+
     async def _plain(self, s: Session, region: str, kind: str, path: str) -> None:
         out = await self.net.exchange(s.geography, region, "GET", path)
         self._record(s, kind, out.latency_ms, out.error, region)
@@ -280,6 +293,14 @@ class Player:
                     and serving and serving != target):
                 self.metrics.recovered["wrong_region"] += 1
                 target = s.serving_region = serving
+                continue
+            if out.status == 409 and code == "stale_home_epoch" and not last:
+                self.metrics.recovered["stale_home_epoch"] += 1
+                if serving and home_bound:
+                    target = serving
+                if not await self._refresh(s, serving or target):
+                    self._record(s, kind, spent, out.error, target)
+                    return
                 continue
             self._record(s, kind, spent, out.error, target)
             return

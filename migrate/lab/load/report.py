@@ -22,7 +22,7 @@ from migrate.lab.topology import GEOGRAPHIES
 
 SCHEMA = "migrate.load/v1"
 ALL = "all"
-REQUEST_TYPES = ("login", "profile_read", "profile_write", "score_submit", "leaderboard_regional",
+REQUEST_TYPES = ("login", "session_refresh", "profile_read", "profile_write", "score_submit", "leaderboard_regional",
                  "leaderboard_global", "match_create", "match_poll", "match_cancel")
 LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3  # 1 µs .. 1 h
 

@@ -31,6 +31,7 @@ class FakeGame:
         self.patch_status = 200
         self.login_names_serving: str | None = US  # the login's serving_region (None: an app that omits it)
         self.serving_now: str | None = None  # X-Serving-Region on answers about the player (a re-home)
+        self.rehomed_to: str | None = None  # a region loss re-homed the player there (epoch 2): old tokens' writes 409
 
     def handler(self, region: str):
         def handle(request: httpx.Request) -> httpx.Response:
@@ -39,6 +40,12 @@ class FakeGame:
             if request.url.path == "/v1/login":
                 return httpx.Response(200, json={"token": f"t-{len(self.calls)}",
                                                  "serving_region": self.login_names_serving})
+            if request.url.path == "/v1/sessions/refresh":
+                return httpx.Response(200, json={"token": "t-refreshed", "serving_region": self.serving_now or US,
+                                                 "home_epoch": 2})
+            if self.rehomed_to is not None and auth != "Bearer t-refreshed" and request.method in ("POST", "PATCH"):
+                return httpx.Response(409, json={"error": "stale_home_epoch", "token_home_epoch": 1, "home_epoch": 2,
+                                                 "serving_region": self.rehomed_to})
             stale = self.bump_epoch_after is not None and len(self.calls) > self.bump_epoch_after
             if stale and auth == "Bearer t-1":
                 return httpx.Response(401, json={"error": "unauthorized", "reason": "stale_epoch"})
@@ -190,3 +197,14 @@ def test_transport_failures_are_named(listener):
     assert _fetch(port) == "connection_closed"
     behaviour["mode"] = "silent"
     assert _fetch(port, timeout=0.3) == "timeout"
+
+
+def test_a_stale_home_epoch_refreshes_the_session_where_the_home_is_served_and_retries_without_a_login():
+    game = FakeGame()
+    game.rehomed_to = game.serving_now = AP  # Tokyo's loss moved this player's home… here, to Tokyo itself
+    metrics, ledger, session = play(game, [(US, "score_submit")])
+    assert game.calls == [(US, "POST", "/v1/login"), (US, "POST", "/v1/scores"),
+                          (AP, "POST", "/v1/sessions/refresh"), (AP, "POST", "/v1/scores")]
+    assert metrics.recovered == {"stale_home_epoch": 1}
+    assert session.token == "t-refreshed" and session.serving_region == AP
+    assert ledger.scores[1].acked == 1 and metrics.errors_by_kind == {}
