@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.labkit import BenchLab, bench_lab, journal_events, latency_in, migrate, players, settle
+from bench.labkit import BenchLab, bench_lab, journal_events, latency_in, migrate, percentile, players, settle
 from migrate.lab.machine import describe_machine
 
 REGION = "ap-northeast-1"
@@ -36,14 +36,6 @@ GEOGRAPHY = "apac"
 QUIET_S = 10.0  # players before the first move: the baseline the stalls are compared with
 BETWEEN_S = 5.0  # players between two moves, so their windows never share an interval
 HOLD_S = 3.5  # WRITE_HOLD_SECONDS and an interval: a held write is logged when it is answered
-
-
-def _percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of a handful of moves (too few for a histogram to add anything)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
 
 
 def move_windows(lab: BenchLab, since: int) -> list[dict[str, Any]]:
@@ -109,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": describe_machine(),
             "players": args.players, "rate": args.rate, "cycles": args.cycles,
             "moves": len(moves),
-            "held_s": {"p50": _percentile(held, 50), "p99": _percentile(held, 99), "max": max(held, default=None)},
-            "apac_slowest_request_ms": {"p50": _percentile(slowest, 50), "p99": _percentile(slowest, 99)},
+            "held_s": {"p50": percentile(held, 50), "p99": percentile(held, 99), "max": max(held, default=None)},
+            "apac_slowest_request_ms": {"p50": percentile(slowest, 50), "p99": percentile(slowest, 99)},
             "apac_quiet_before": quiet[GEOGRAPHY],
             "failed_requests_in_windows": sum(v["failed"] for m in moves for v in m["players"].values()),
             "player_requests": report["requests"]["finished"],

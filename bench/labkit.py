@@ -5,6 +5,7 @@ window (their own HdrHistogram interval logs, migrate/lab/player_logs.py) and th
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import subprocess
 import sys
@@ -132,3 +133,11 @@ def three_region_redis(spec: Path) -> Iterator[tuple[Any, str, dict[str, str]]]:
             world.start_region_redis(t, region)
             redis.Redis.from_url(t.redis_url(region)).flushdb()
         yield t, world.region_app_env(t, SOURCE_REGION)["WRITER_DSN"], json.loads(t.session_keys_file.read_text())
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (`q` in 0..100) of a few samples (too few for a histogram to add anything)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]

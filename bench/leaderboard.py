@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.labkit import three_region_redis
+from bench.labkit import percentile, three_region_redis
 from migrate.lab.board_load import run_board_load
 from migrate.lab.checkers.leaderboard import check_global_quiet, check_no_phantom, check_strict, convergence
 from migrate.lab.machine import describe_machine
@@ -32,9 +32,8 @@ from migrate.names import REGIONS
 CACHE_S, MAX_STALE_S, PEER_TIMEOUT_S = 1.0, 10.0, 2.0  # app/config.py's defaults
 
 
-def pct(values: list[float], q: float) -> float | None:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else None
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": command, "machine": describe_machine(), "players_per_region": args.players_per_region,
         "seconds": args.seconds, "scores_acknowledged": len(history.acks), "scores_failed": history.failed,
         "reads": {kind: sum(r.kind == kind for r in history.reads) for kind in ("regional", "global")},
-        "global_convergence_s": {"samples": len(delays), "p50": pct(delays, 0.50), "p99": pct(delays, 0.99),
+        "global_convergence_s": {"samples": len(delays), "p50": _round(percentile(delays, 50)), "p99": _round(percentile(delays, 99)),
                                  "max": round(max(delays), 3) if delays else None, "documented_bound": bound},
         "checker": {"strict_top100_violations": len(strict), "phantom_entries": len(phantom),
                     "quiet_global_differs_from_oracle": len(quiet), "first": (strict + phantom + quiet)[:10]},

@@ -34,7 +34,7 @@ import httpx
 import psycopg
 import redis
 
-from bench.labkit import three_region_redis
+from bench.labkit import percentile, three_region_redis
 from migrate.lab.checkers.matches import Seen, check_matches, formed_matches, read_history
 from migrate.lab.machine import describe_machine
 from migrate.lab.match_world import MatchWorld, three_regions
@@ -79,6 +79,10 @@ def play(world: MatchWorld, home: str, player_id: int, until: float, out: list, 
                                 "player_id": player_id, "waited_s": time.monotonic() - sent})
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
 def summarise(played: list[dict[str, Any]], history: list, violations: list[str]) -> dict[str, Any]:
     geography_of = {p["player_id"]: p["geography"] for p in played}
     by_pair: dict[str, dict[str, Any]] = defaultdict(lambda: {"waits_s": [], "hosts": Counter(), "worst_rtt_ms": []})
@@ -91,15 +95,11 @@ def summarise(played: list[dict[str, Any]], history: list, violations: list[str]
             entry["hosts"][p["match"]["host_region"]] += 1
             entry["worst_rtt_ms"].append(p["match"]["expected_rtt_ms"])
 
-    def pct(values: list[float], q: float) -> float:
-        ordered = sorted(values)
-        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
-
     pairs = {pair: {"matches": sum(e["hosts"].values()), "players_matched": len(e["waits_s"]),
-                    "time_to_match_p50_s": pct(e["waits_s"], 0.50), "time_to_match_p95_s": pct(e["waits_s"], 0.95),
+                    "time_to_match_p50_s": _round(percentile(e["waits_s"], 50)),
+                    "time_to_match_p95_s": _round(percentile(e["waits_s"], 95)),
                     "hosts": dict(e["hosts"]),
-                    "worst_rtt_ms_p50": pct([w for w in e["worst_rtt_ms"] if w is not None], 0.5)
-                    if any(w is not None for w in e["worst_rtt_ms"]) else None}
+                    "worst_rtt_ms_p50": percentile([w for w in e["worst_rtt_ms"] if w is not None], 50)}
              for pair, e in sorted(by_pair.items())}
     matches = formed_matches(history)
     return {"pairs": pairs, "matches": {"local": sum(m.get("kind") == "local" for m in matches),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from datetime import datetime
 from dataclasses import dataclass, field
 
 import httpx
@@ -47,7 +48,7 @@ def _submitter(url: str, region: str, tokens: dict[int, str], until: float, rng:
                     history.failed += 1
                     continue
                 body = answer.json()
-                best_at = int(_unix(body["best_achieved_at"]))
+                best_at = int(datetime.fromisoformat(body["best_achieved_at"].replace("Z", "+00:00")).timestamp())
                 history.acks.append(Ack(player, region, pack(body["best_score"], best_at), sent_at, acked_at))
 
 
@@ -66,12 +67,6 @@ def _reader(url: str, region: str, kind: str, until: float, history: BoardHistor
                 with history.lock:
                     history.reads.append(Read(kind, region, sent_at, answered_at, entries, body.get("complete", True)))
             time.sleep(pause_s)
-
-
-def _unix(text: str) -> float:
-    from datetime import datetime
-
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def run_board_load(urls: dict[str, str], tokens: dict[str, dict[int, str]], *, seconds: float, quiet_s: float,
