@@ -41,3 +41,21 @@ this order; expand-schema precedes every cutover, contract-schema follows them a
 
 PHASES = tuple(entry.name for entry in PHASE_CATALOGUE)
 """Phase names in catalogue order."""
+
+INCIDENT_CATALOGUE: tuple[CatalogueEntry, ...] = (
+    CatalogueEntry("evacuate-region", regional=True),
+)
+"""Phases for incidents after the migration (DESIGN §6b): not part of the programme (no quarter schedules
+them), run against any region of the spec when it is lost, through the same engine (plan, preflight,
+journal, resume, rollback)."""
+
+INCIDENT_PHASES = tuple(entry.name for entry in INCIDENT_CATALOGUE)
+
+FALLBACK_REGIONS: dict[str, tuple[str, ...]] = {
+    "ap-northeast-1": ("us-east-1", "eu-central-1"),
+    "eu-central-1": ("us-east-1", "ap-northeast-1"),
+    "us-east-1": ("eu-central-1", "ap-northeast-1"),
+}
+"""Where a lost region's players go, nearest first (the players' round trips: Tokyo → N. Virginia ≈ 170 ms
+beats Tokyo → Frankfurt ≈ 250; Frankfurt → N. Virginia ≈ 110 beats → Tokyo ≈ 250; N. Virginia → Frankfurt
+≈ 115 beats → Tokyo ≈ 170). Evacuation takes the first healthy one."""

@@ -1,4 +1,4 @@
-"""`migrate lab up | down | deploy | status`: the local three-region lab (`lab load`: migrate/cli/lab_load.py)."""
+"""`migrate lab up | down | deploy | isolate | reconnect | status`: the local three-region lab (`lab load`: migrate/cli/lab_load.py)."""
 
 from __future__ import annotations
 
@@ -163,6 +163,38 @@ def record_writes_cmd(ctx: typer.Context,
         return {"recording": not off, "actions": [line]}, exit_codes.OK
 
     execute(ctx, "lab record-writes", body)
+
+
+def _links_command(ctx: typer.Context, region: str, cut: bool) -> None:
+    def body(opts):
+        from migrate.errors import LabError
+        from migrate.lab.isolation import isolate, reconnect
+        from migrate.lab.topology import LabTopology
+
+        lab_dir, _ = lab_dir_and_env(opts)
+        topology = LabTopology.load(lab_dir)
+        if topology is None:
+            raise LabError(f"no lab in {lab_dir}", hint="migrate lab up")
+        names = (isolate if cut else reconnect)(topology, region)
+        line = (f"{region} cut off: {len(names)} WAN links cut (players, other regions, its own links out); its "
+                f"processes run on, unreachable" if cut else f"{region} reconnected: {len(names)} WAN links restored")
+        if not opts.json:
+            out.print(line)
+        return {"region": region, "cut": cut, "links": names}, exit_codes.OK
+
+    execute(ctx, "lab isolate" if cut else "lab reconnect", body)
+
+
+@app.command("isolate")
+def isolate_cmd(ctx: typer.Context, region: str = typer.Option(..., "--region", help="the region to cut off")) -> None:
+    """The game day's region loss: cut every WAN link to or from the region (its processes run on, unreachable)."""
+    _links_command(ctx, region, True)
+
+
+@app.command("reconnect")
+def reconnect_cmd(ctx: typer.Context, region: str = typer.Option(..., "--region", help="the region to bring back")) -> None:
+    """Restore every WAN link of the region (the end of `lab isolate`)."""
+    _links_command(ctx, region, False)
 
 
 @app.command("status")

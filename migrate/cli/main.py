@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from migrate import exit_codes
-from migrate.cli import controls, lab, phase, plan, state
+from migrate.cli import controls, lab, phase, plan, region, state
 from migrate.cli.context import Options
 from migrate.output.console import envelope, err, print_json
 
@@ -35,6 +35,7 @@ def main(ctx: typer.Context,
 
 plan.register(app)
 app.add_typer(phase.app, name="phase")
+app.add_typer(region.app, name="region")
 state.register(app)
 controls.register(app)
 app.add_typer(lab.app, name="lab")

@@ -39,6 +39,12 @@ def run_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase nam
             plan_file: Optional[Path] = typer.Option(None, "--plan", help="a plan saved by `migrate plan --out`; refused if stale"),
             yes: bool = yes_option()) -> None:
     """Apply a phase (resuming where the journal says it stopped)."""
+    run_command(ctx, "phase run", phase, region, dry_run, plan_file, yes)
+
+
+def run_command(ctx: typer.Context, command: str, phase: str, region: Optional[str], dry_run: bool,
+                plan_file: Optional[Path], yes: bool) -> None:
+    """`phase run` and the commands that are a phase run by another name (`region evacuate`)."""
 
     def body(opts):
         from migrate.engine.services import make_plan, preflight_only, rehearse, run_phase
@@ -75,7 +81,7 @@ def run_cmd(ctx: typer.Context, phase: str = typer.Argument(..., help="phase nam
         code = exit_codes.ABORTED if outcome.status == "aborted" else exit_codes.OK
         return outcome.to_json(), code
 
-    execute(ctx, "phase run", body)
+    execute(ctx, command, body)
 
 
 @app.command("rollback")

@@ -14,7 +14,7 @@ import importlib
 from functools import cache
 
 from migrate.errors import MigrateError, UnknownPhase
-from migrate.names import PHASE_CATALOGUE, PHASES
+from migrate.names import INCIDENT_CATALOGUE, INCIDENT_PHASES, PHASE_CATALOGUE, PHASES
 from migrate.phasekit.model import Phase
 
 PACKAGE = "phases"
@@ -28,7 +28,7 @@ def module_name(phase_name: str) -> str:
 @cache
 def _built() -> dict[str, Phase]:
     found: dict[str, Phase] = {}
-    for entry in PHASE_CATALOGUE:
+    for entry in (*PHASE_CATALOGUE, *INCIDENT_CATALOGUE):
         name = module_name(entry.name)
         try:
             module = importlib.import_module(name)
@@ -51,8 +51,8 @@ def _planned() -> dict[str, Phase]:
 
 
 def built_names() -> list[str]:
-    """The phases that are built, in catalogue order."""
-    return list(_built())
+    """The programme's phases that are built, in catalogue order."""
+    return [name for name in _built() if name in PHASES]
 
 
 def get_phase(name: str) -> Phase:
@@ -61,9 +61,15 @@ def get_phase(name: str) -> Phase:
         return _built()[name]
     if name in PHASES:
         return _planned()[name]
-    close = difflib.get_close_matches(name, PHASES, n=1)
+    known = (*PHASES, *INCIDENT_PHASES)
+    close = difflib.get_close_matches(name, known, n=1)
     raise UnknownPhase(f"unknown phase '{name}'",
-                       hint=(f"did you mean '{close[0]}'? " if close else "") + "known phases: " + ", ".join(PHASES))
+                       hint=(f"did you mean '{close[0]}'? " if close else "") + "known phases: " + ", ".join(known))
+
+
+def is_incident(name: str) -> bool:
+    """Whether `name` is an incident phase (DESIGN §6b): run on any region of the spec, never scheduled."""
+    return name in INCIDENT_PHASES
 
 
 def all_phases() -> list[Phase]:

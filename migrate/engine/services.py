@@ -21,8 +21,8 @@ from migrate.engine.runner import Runner, RunOutcome
 from migrate.engine.state import Event, Lock, StateStore, open_store
 from migrate.errors import (LockHeld, MigrateError, NothingRunning, PreflightFailed, UnknownRegion,
                             UsageError)
-from migrate.engine.registry import built_names, get_phase
-from migrate.names import PHASES
+from migrate.engine.registry import built_names, get_phase, is_incident
+from migrate.names import INCIDENT_PHASES, PHASES
 
 
 def actor() -> str:
@@ -91,6 +91,8 @@ def check_target(session: Session, phase_name: str, region: str | None):
                          hint="scheduled for: " + ", ".join(r for r in targets if r))
     if not phase.regional and region is not None:
         raise UsageError(f"phase '{phase_name}' is global: do not pass --region")
+    if is_incident(phase_name):
+        return phase  # not scheduled: an incident may strike any region of the spec
     if not spec.phase_entries(phase=phase_name, region=region):
         raise UsageError(f"phase '{phase_name}'" + (f" in region '{region}'" if region else "")
                          + " is not in the programme of " + str(spec.path.name),
@@ -115,6 +117,11 @@ def make_plan(session: Session, phase: str | None = None, region: str | None = N
         get_phase(phase)
     if region is not None and region not in session.spec.regions:
         raise UnknownRegion(f"unknown region '{region}'", hint="known regions: " + ", ".join(session.spec.regions))
+    if phase is not None and is_incident(phase):
+        check_target(session, phase, region)
+        state = current_state(session)
+        plans = [phase_plan(get_phase(phase), _target(session, phase, region, state, False), "incident")]
+        return build_plan(session.env.name, session.spec.digest, state, plans)
     entries = session.spec.phase_entries(phase=phase, region=region)
     if phase is not None and not entries:
         raise UsageError(f"phase '{phase}'" + (f" in region '{region}'" if region else "")
@@ -211,6 +218,59 @@ def rollback_phase(session: Session, phase_name: str, region: str | None,
         return Runner(session.store, phase, target, controls, reporter, session.actor).rollback()
 
     return _with_lock(session, _operation("rollback", phase_name, region), body, reporter)
+
+
+EVACUATE = "evacuate-region"
+
+
+@dataclass
+class ReturnOutcome:
+    """What `migrate region return` did: the evacuation rolled back, then (if the home had been taken
+    over) the region's cutover rolled back and run again; the lost writer's rows the origin lacked."""
+
+    region: str
+    outcomes: list[RunOutcome]
+    home_taken: bool
+    unreplicated: dict[str, Any] | None  # {"count", "players", "written_at"}; None when no writer came back
+
+    @property
+    def status(self) -> str:
+        return "succeeded" if all(o.status in ("succeeded", "already-done", "rolled-back", "nothing-to-roll-back")
+                                  for o in self.outcomes) else self.outcomes[-1].status
+
+    def to_json(self) -> dict[str, Any]:
+        return {"region": self.region, "status": self.status, "home_taken": self.home_taken,
+                "unreplicated": self.unreplicated, "runs": [o.to_json() for o in self.outcomes]}
+
+
+def return_region(session: Session, region: str, reporter: Reporter | None = None) -> ReturnOutcome:
+    """The way back from `evacuate-region`: its rollback (a returned lost writer fenced, its rows the origin
+    lacks listed, removed; routing back once the region answers), then, when its home had been taken, the
+    region's cutover rolled back (nothing of the lost writer is left to undo) and run again. Each run is
+    journaled and resumable on its own; running this again after a failure goes on where it stopped."""
+    check_target(session, EVACUATE, region)
+    env = session.env.name
+    since = session.store.last_serial(env)
+    outcomes = [rollback_phase(session, EVACUATE, region, reporter)]
+    events = list(session.store.events(env))
+    unreplicated = None
+    taken_at = cutover_done_at = 0  # serials: the last take-over of the home, the last cutover that succeeded
+    for event in events:
+        if event.region != region or event.phase not in (EVACUATE, "cutover"):
+            continue
+        if event.phase == EVACUATE and event.kind == journal.STEP_PROGRESS and event.data.get("taken"):
+            taken_at = event.serial
+        if event.phase == EVACUATE and event.kind == journal.STEP_PROGRESS and "unreplicated" in event.data:
+            if event.serial > since:
+                unreplicated = event.data["unreplicated"]
+        if event.phase == "cutover" and event.kind == journal.RUN_SUCCEEDED:
+            cutover_done_at = event.serial
+    taken = taken_at > cutover_done_at  # a later cutover already gave the region its home back
+    if taken and outcomes[-1].status in ("rolled-back", "nothing-to-roll-back"):
+        if current_state(session).phase("cutover", region).status != "rolled-back":
+            outcomes.append(rollback_phase(session, "cutover", region, reporter))
+        outcomes.append(run_phase(session, "cutover", region, reporter=reporter))
+    return ReturnOutcome(region, outcomes, taken, unreplicated)
 
 
 def preflight_only(session: Session, phase_name: str, region: str | None) -> list:
@@ -398,7 +458,7 @@ def unlock(session: Session, lock_id: str) -> Lock:
 
 
 def phase_catalogue() -> list[dict[str, Any]]:
-    """Every phase in catalogue order with whether it is built."""
+    """Every phase in catalogue order with whether it is built, then the incident phases."""
     return [{"phase": p.name, "built": p.built, "regional": p.regional, "summary": p.summary,
-             "runbook": p.runbook}
-            for p in (get_phase(n) for n in PHASES)]
+             "runbook": p.runbook, "incident": is_incident(p.name)}
+            for p in (get_phase(n) for n in (*PHASES, *INCIDENT_PHASES))]

@@ -353,6 +353,15 @@ class HomeWriters(Protocol):
     def writes_routed(self, region: str) -> dict[str, bool]:
         """App region → whether it sends the home's writes to the home's own writer."""
 
+    def writer_reachable(self, region: str) -> tuple[bool, str]:
+        """(answers as a writer where the other regions reach it, why); a lost or cut-off writer gives False; read-only."""
+
+    def abandon_reverse_stream(self, region: str) -> dict:
+        """Drop the origin's side of the reverse stream, leaving the lost writer alone; how far it had come; idempotent."""
+
+    def recent_writes(self, database: str, home: str, since: float) -> dict[int, float]:
+        """player id → last write time (epoch s) of `home`'s rows on `database` written at or after `since`; read-only."""
+
 
 class HomeServing(Protocol):
     """Which region serves a home's players (their score submits, tickets and sessions' home), and
@@ -364,6 +373,13 @@ class HomeServing(Protocol):
 
     def serve(self, home: str, region: str) -> None:
         """Every region's apps send `home`'s players to `region` from now on; returns once written; idempotent."""
+
+    def home_epoch(self, home: str) -> int:
+        """The epoch `home`'s players write under now (1 until the home is first taken over); read-only."""
+
+    def take_over(self, home: str, region: str, from_epoch: int) -> int:
+        """`region` serves `home` under epoch `from_epoch` + 1 (sessions and writes of older epochs are refused
+        in every region from now on); the new epoch; a no-op returning the epoch when it is past `from_epoch`."""
 
     def move_state(self, home: str, source: str, target: str) -> dict:
         """Move `home`'s leaderboard entries and tickets from `source`'s cache to `target`'s, none lost or

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 MAX_EXAMPLES = 10
+MAX_LISTED = 10000  # every lost write is listed (kind, player, region, when acknowledged) up to this many
 
 # (player ids, profile key) → player id → stored value (None: key absent). Missing ids: no row.
 ProfileSource = Callable[[list[int], str], dict[int, Any]]
@@ -136,7 +137,7 @@ class Ledger:
         A source that is None or raises makes its writes unknown (the reason is kept)."""
         out = {"acknowledged": self.acknowledged, "checked": 0, "found": 0, "lost": 0, "unknown": 0,
                "unacknowledged": self.unanswered, "refused": self.refused, "profile_key": self.profile_key,
-               "by_kind": {}, "unknown_reasons": {}, "examples": []}
+               "by_kind": {}, "unknown_reasons": {}, "examples": [], "lost_writes": []}
         self._check_profiles(profiles, out)
         self._check_scores(scores, out)
         return out
@@ -153,6 +154,8 @@ class Ledger:
             out["unknown_reasons"][reason] = out["unknown_reasons"].get(reason, 0) + 1
         if example is not None and len(out["examples"]) < MAX_EXAMPLES:
             out["examples"].append(example)
+        if verdict == "lost" and example is not None and len(out.setdefault("lost_writes", [])) < MAX_LISTED:
+            out["lost_writes"].append({k: example[k] for k in ("kind", "player_id", "region", "acked_at")})
 
     def _check_profiles(self, source: ProfileSource | None, out: dict[str, Any]) -> None:
         entries = {pid: s for pid, s in self.profiles.items() if s.last_ack is not None}

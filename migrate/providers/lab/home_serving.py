@@ -105,25 +105,49 @@ class LabHomeServing:
 
     # ---- routing -------------------------------------------------------------------------------
 
-    def _routing(self) -> dict[str, str]:
-        routing = dict(HOME_ROUTING)
+    def _routing(self) -> dict[str, Any]:
+        routing: dict[str, Any] = dict(HOME_ROUTING)
         try:
             routing.update(json.loads(self.t.home_routing_file.read_text()))
         except (OSError, ValueError):
             pass
         return routing
 
+    def _entry(self, home: str) -> tuple[str, int]:
+        """(serving region, epoch) of `home` as the apps read it (app/runtime.py: a bare region is epoch 1)."""
+        entry = self._routing().get(home, home)
+        if isinstance(entry, dict):
+            epoch = entry.get("epoch", 1)
+            return str(entry.get("region", home)), epoch if isinstance(epoch, int) and epoch >= 1 else 1
+        return str(entry), 1
+
+    def _write(self, home: str, region: str, epoch: int) -> None:
+        routing = self._routing()
+        # epoch 1 stays a bare region name: the form every app generation reads
+        routing[home] = region if epoch == 1 else {"region": region, "epoch": epoch}
+        write_atomic(self.t.home_routing_file, json.dumps(routing, indent=2, sort_keys=True) + "\n")
+
     def serving(self, home: str) -> str:
-        return self._routing().get(home, home)
+        return self._entry(home)[0]
+
+    def home_epoch(self, home: str) -> int:
+        return self._entry(home)[1]
 
     def serve(self, home: str, region: str) -> None:
         if region not in self.t.redis_ports:
             raise ProviderError(f"{home}: serve from {region}: the lab has no such region", where=WHERE)
-        routing = self._routing()
-        if routing.get(home) == region:
-            return
-        routing[home] = region
-        write_atomic(self.t.home_routing_file, json.dumps(routing, indent=2, sort_keys=True) + "\n")
+        serving, epoch = self._entry(home)
+        if serving != region:
+            self._write(home, region, epoch)
+
+    def take_over(self, home: str, region: str, from_epoch: int) -> int:
+        if region not in self.t.redis_ports:
+            raise ProviderError(f"{home}: take over in {region}: the lab has no such region", where=WHERE)
+        serving, epoch = self._entry(home)
+        if epoch > from_epoch:  # taken over already (a resumed run): the same answer
+            return epoch
+        self._write(home, region, from_epoch + 1)
+        return from_epoch + 1
 
     # ---- state ---------------------------------------------------------------------------------
 

@@ -266,6 +266,48 @@ class LabHomeWriters:
         with self._errors(region, "is writer"), self._connect(home.dsn()) as conn:
             return not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
 
+    def writer_reachable(self, region: str) -> tuple[bool, str]:
+        """Whether the home writer answers as a writer where the rest of the world reaches it: through
+        us-east-1's link (a region whose links are all cut runs on, unreachable: lost all the same)."""
+        home = self._home(region, "reach writer")
+        if not home.exists():
+            return False, f"{region} has no home writer"
+        dsn = home.dsn(port=self.t.home_wan_port(SOURCE_REGION, region))
+        try:
+            with psycopg.connect(dsn, autocommit=True, connect_timeout=3) as conn:
+                conn.execute("SET statement_timeout = '3s'")
+                in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+        except psycopg.Error as exc:
+            return False, f"{region}'s home writer does not answer through {SOURCE_REGION}'s link: " + \
+                str(exc).strip().splitlines()[0]
+        if in_recovery:
+            return False, f"{region}'s home writer answers but is a standby"
+        return True, f"{region}'s home writer answers through {SOURCE_REGION}'s link"
+
+    def abandon_reverse_stream(self, region: str) -> dict[str, Any]:
+        """On the origin only: how far the reverse stream had brought the home (last position and time the
+        origin confirmed), then the subscription dropped without touching the lost writer's slot; idempotent."""
+        name = stream_name(region)
+        with self._errors(region, "abandon reverse stream"), self._connect(self.t.primary().dsn()) as conn:
+            row = conn.execute(
+                "SELECT st.latest_end_lsn::text, extract(epoch FROM st.latest_end_time)::float8 FROM pg_subscription s "
+                "LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL WHERE s.subname = %s",
+                (name,)).fetchone()
+            if row is None:
+                return {"subscription": None}
+            conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
+            conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
+            conn.execute(f"DROP SUBSCRIPTION {name}")
+        return {"subscription": name, "confirmed_lsn": row[0], "confirmed_at": row[1]}
+
+    def recent_writes(self, database: str, home: str, since: float) -> dict[int, float]:
+        """player id → updated_at (epoch seconds) of `home`'s rows on `database` written at or after `since`."""
+        cluster = self._cluster(database)
+        with self._errors(home, f"recent writes on {database}"), self._connect(cluster.dsn()) as conn:
+            rows = conn.execute("SELECT id, extract(epoch FROM updated_at)::float8 FROM players "
+                                "WHERE home_region = %s AND updated_at >= to_timestamp(%s)", (home, since)).fetchall()
+        return {int(pid): float(at) for pid, at in rows}
+
     def promote(self, region: str) -> dict[str, Any]:
         """Promote the staged writer and confirm it left recovery; drop the origin's slot for it. Idempotent."""
         home = self._home(region, "promote")
