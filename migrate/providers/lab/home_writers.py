@@ -285,20 +285,23 @@ class LabHomeWriters:
         return True, f"{region}'s home writer answers through {SOURCE_REGION}'s link"
 
     def abandon_reverse_stream(self, region: str) -> dict[str, Any]:
-        """On the origin only: how far the reverse stream had brought the home (last position and time the
-        origin confirmed), then the subscription dropped without touching the lost writer's slot; idempotent."""
+        """On the origin only: how far the reverse stream had brought the home (the lost writer's position it
+        last applied, and its newest write of the home's rows), then the subscription dropped without
+        touching the lost writer's slot; idempotent (a second call finds no subscription: its figure then
+        is only the newest write)."""
         name = stream_name(region)
         with self._errors(region, "abandon reverse stream"), self._connect(self.t.primary().dsn()) as conn:
-            row = conn.execute(
-                "SELECT st.latest_end_lsn::text, extract(epoch FROM st.latest_end_time)::float8 FROM pg_subscription s "
-                "LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL WHERE s.subname = %s",
-                (name,)).fetchone()
+            # the apply worker is gone with the link; the replication origin keeps what it last applied
+            row = conn.execute("SELECT os.remote_lsn::text FROM pg_subscription s LEFT JOIN pg_replication_origin_status os "
+                               "ON os.external_id = 'pg_' || s.oid WHERE s.subname = %s", (name,)).fetchone()
+            last = conn.execute("SELECT extract(epoch FROM max(updated_at))::float8 FROM players WHERE home_region = %s",
+                                (region,)).fetchone()[0]
             if row is None:
-                return {"subscription": None}
+                return {"subscription": None, "confirmed_at": last}
             conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
             conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
             conn.execute(f"DROP SUBSCRIPTION {name}")
-        return {"subscription": name, "confirmed_lsn": row[0], "confirmed_at": row[1]}
+        return {"subscription": name, "confirmed_lsn": row[0], "confirmed_at": last}
 
     def recent_writes(self, database: str, home: str, since: float) -> dict[int, float]:
         """player id → updated_at (epoch seconds) of `home`'s rows on `database` written at or after `since`."""
