@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup check-tools test demo bench clean
+.PHONY: setup check-tools test demo gameday bench clean
 
 # Beside .venv, not inside it: `make -j2` creates both at once, and python -m venv racing on a shared
 # parent directory fails with 'File exists' (a clean clone's CI, session 5).
@@ -50,6 +50,11 @@ test:
 
 demo: setup
 	bash scripts/demo.sh
+
+# The region-kill game day on a fresh lab (Tokyo shifted and cut over through the real phases, then cut
+# off under load, evacuated, brought back): figures in bench/results/gameday.json; exit 1 on a broken guarantee.
+gameday: setup
+	$(BIN)/python -m bench.gameday --players 100000 --out bench/results/gameday.json
 
 bench: setup
 	$(BIN)/python -m bench.attach_secondary --players 1000000 --out bench/results/attach-secondary.json

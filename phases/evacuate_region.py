@@ -197,9 +197,11 @@ class TakeHome:
         if region == SOURCE_REGION:
             return {"skipped": f"{region} holds the origin: taking every home elsewhere is runbooks/evacuate-region.md's "
                                f"manual failover (not built)"}
-        if hw is None or hs is None or not any(hw.writes_routed(region).values()):
-            if not ctx.saved.get("taken"):
-                return {"skipped": f"{region} does not write its home (no cutover): the origin writes it already"}
+        if hw is None or hs is None:
+            return {"skipped": f"the {t.env.kind} environment has no home-writer adapter yet (cutover runs in the lab "
+                               f"so far): nothing of {region}'s home to take"}
+        if not ctx.saved.get("taken") and not any(hw.writes_routed(region).values()):
+            return {"skipped": f"{region} does not write its home (no cutover): the origin writes it already"}
         if not ctx.saved.get("taken"):
             reachable, why = hw.writer_reachable(region)
             if reachable:

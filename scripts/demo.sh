@@ -3,7 +3,8 @@
 # plan; stand up and attach Tokyo and Frankfurt while players play; shadow and shift APAC's players to
 # Tokyo with gates; expand the schema; cut Tokyo over (it writes the players it homes); shadow, shift and
 # cut over Frankfurt; p95 per geography before, during every phase and after each cutover, the players'
-# longest stall during each cutover, and the lost-write check, all from this run.
+# longest stall during each cutover, and the lost-write check, all from this run; then the game day:
+# Tokyo lost under load, evacuated, brought back.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 M=".venv/bin/migrate"
@@ -123,6 +124,10 @@ say "What the programme did to the players (bench/programme_report.py, from this
   --during .migrate/load-during-tokyo.json --during .migrate/load-during-tokyo-cutover.json \
   --during .migrate/load-during-frankfurt.json \
   --out .migrate/programme.json
+say "Game day: Tokyo is lost under load (every WAN link cut), evacuated on detection (\`$M region evacuate ap-northeast-1\`), brought back (\`$M region return ap-northeast-1\`)"
+GAMEDAY_RC=0
+.venv/bin/python -m bench.gameday --lab "$MIGRATE_LAB_DIR" --rate "$RATE" --out .migrate/gameday.json || GAMEDAY_RC=$?
+
 cat <<MSG
 - Built the lab and measured the baseline: APAC players pay the ≈170 ms round trip to us-east-1.
 - Stood up Tokyo and Frankfurt at zero traffic and attached their secondaries while players played:
@@ -138,6 +143,10 @@ cat <<MSG
 - Every region runs app v2 since before the first cutover. contract-schema, the point of no return, is
   left for after a soak (\`$M phase run contract-schema\`; today it changes the origin's schema only,
   not the home writers': issue 10).
+- Game day: Tokyo cut off under load; APAC evacuated to us-east-1, Tokyo's home taken by the origin
+  under epoch 2 (sessions refreshed, no login); Tokyo brought back and cut over again; every
+  acknowledged write the origin never got is one the return listed (.migrate/gameday.json).
 - The lab is still up: \`$M lab status\`; remove it with \`$M lab down\`.
 MSG
-exit "$LOAD_RC"
+[ "$LOAD_RC" -eq 0 ] || exit "$LOAD_RC"
+exit "$GAMEDAY_RC"
