@@ -60,7 +60,7 @@ def play(topology, rate: float, away_s: float) -> dict[str, Any]:
 
     with players(topology, rate, 13) as seen:
         day = region_kill(topology, cli, REGION, GEOGRAPHY, away_s=away_s)
-    figs = figures(topology.lab_dir, day, seen["report"])
+    figs = figures(topology, day, seen["report"])
     return {"figures": figs, "problems": problems(figs)}
 
 

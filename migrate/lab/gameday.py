@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import httpx
+import redis
 
+from migrate.lab.checkers.leaderboard import check_one_entry
 from migrate.lab.player_logs import read_range
 from migrate.lab.topology import LabTopology
 
@@ -82,9 +84,24 @@ def failing_seconds(lab_dir: Path, geography: str, start: float, end: float) -> 
     return [s for s in range(int(end - start) + 1) if read_range(lab_dir, geography, start + s, start + s + 1).errors]
 
 
-def figures(lab_dir: Path, day: GameDay, load_report: dict[str, Any]) -> dict[str, Any]:
-    """What the game day is judged on, from the players' logs and report and the commands' results."""
-    failing = failing_seconds(lab_dir, day.geography, day.killed_at, day.ended_at)
+def boards(t: LabTopology) -> dict[str, list[int]]:
+    """region → the players its leaderboard holds, for every region whose Redis answers."""
+    out = {}
+    for region, port in t.redis_ports.items():
+        client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5, socket_connect_timeout=1)
+        try:
+            out[region] = [int(m) for m in client.zrange(f"game:{region}:leaderboard", 0, -1)]
+        except redis.RedisError:
+            continue  # a region without a cache (not stood up)
+        finally:
+            client.close()
+    return out
+
+
+def figures(t: LabTopology, day: GameDay, load_report: dict[str, Any]) -> dict[str, Any]:
+    """What the game day is judged on, from the players' logs and report, the regions' leaderboards
+    and the commands' results."""
+    failing = failing_seconds(t.lab_dir, day.geography, day.killed_at, day.ended_at)
     ledger = load_report["ledger"]
     took = day.evacuation.get("outputs", {}).get("take-home", {})
     return {
@@ -104,17 +121,21 @@ def figures(lab_dir: Path, day: GameDay, load_report: dict[str, Any]) -> dict[st
         "acknowledged_writes_not_replicated": [w for w in ledger.get("lost_writes", [])],
         "listed_by_the_return": day.returned.get("unreplicated"),
         "return_s": round(day.returned_at - day.reconnected_at, 2),
+        # the home's leaderboard entries went to the fallback's board while it served them, then back:
+        # re-homing keeps exactly one entry per player (checkers/leaderboard.py, check 4)
+        "players_on_two_boards": check_one_entry(boards(t)),
     }
 
 
 def problems(figs: dict[str, Any]) -> list[str]:
     """What broke a game-day guarantee: a lost write the return did not list, or one a region other
-    than the lost one acknowledged; a request failed after the return."""
+    than the lost one acknowledged; a player on two regions' boards; a request failed after the return."""
     found = []
     listed = set((figs.get("listed_by_the_return") or {}).get("players", []))
     for write in figs["acknowledged_writes_not_replicated"]:
         if write["kind"] != "profile" or write["player_id"] not in listed or write["region"] != figs["region"]:
             found.append(f"acknowledged write lost and not listed by the return: {write}")
+    found += figs.get("players_on_two_boards", [])
     if figs["failing_seconds_after_return"]:
         found.append(f"{figs['geography']} requests failed after the return, in seconds "
                      f"{figs['failing_seconds_after_return']} after the kill")

@@ -34,6 +34,12 @@ def test_a_lost_write_another_region_acknowledged_or_a_lost_score_is_a_problem()
     assert problems(figs(lost=[lost(7, kind="score")], listed=[7]))
 
 
+def test_a_player_on_two_boards_is_a_problem():
+    two = figs()
+    two["players_on_two_boards"] = ["player 7 has entries in ['ap-northeast-1', 'us-east-1']"]
+    assert problems(two) == two["players_on_two_boards"]
+
+
 def test_requests_failing_after_the_return_are_a_problem():
     assert "after the return" in problems(figs(after_return=[31, 32]))[0]
 

@@ -52,7 +52,7 @@ def test_a_region_killed_under_load_is_evacuated_its_home_taken_and_it_comes_bac
     finally:
         load.stop()
         report = load.wait(timeout=180).to_json()
-    figs = figures(lab.lab_dir, day, report)
+    figs = figures(lab, day, report)
     print("\ngame day:", json.dumps(figs, default=str))
 
     moved = day.evacuation["outputs"]
