@@ -118,6 +118,9 @@ class Timings(_Model):
                                    "chunk when verifying a replica")
     step_timeout_seconds: float = Field(gt=0, description="a number of seconds > 0: the longest "
                                         "any single step may run")
+    soak_seconds: float = Field(604800, gt=0, description="a number of seconds > 0 a cutover runs before "
+                                "contract-schema may delete the rows its home writer no longer owns (7 days "
+                                "when left out)")
 
 
 class AwsSettings(_Model):

@@ -16,20 +16,33 @@ Rollback is refused once the first revision that removes anything has been start
 (a v1 app's safety net) cannot be put back by the tool while v2 apps write without it. The runbook
 (runbooks/contract-schema.md) gives the restore path.
 
-Not here yet: deleting, after the cutovers have soaked, the rows each home shard no longer owns. The
-origin's copy of a cut-over home is, until then, both the cutover's way back (the reverse stream) and
-what the other regions read that home from; it can go only once the new shard has its own
-secondaries in those regions (issue 11)."""
+Every writer is changed: the origin and each region's promoted home writer (logical replication
+carries no DDL), the home writers first (a column contract drops leaves the reverse streams'
+publishers before their subscriber, migrate/phasekit/schema_steps.writers).
+
+Last, `prune-foreign-rows`: each home writer still holds the copy of every other home's rows it was
+staged with, stale since its cutover (fenced, never read). Once every cutover has run `soak_seconds`
+(preflight), they are deleted in keyset batches, each journaled (resumable from the last id), paused
+while a secondary lags. The origin keeps its copy of every cut-over home: it is both the cutover's way
+back (the reverse stream) and what the other regions read that home from, until the new shard has its
+own secondaries there (issue 11)."""
 
 from __future__ import annotations
 
-from migrate.phasekit.model import Check, CheckResult, Phase, Target
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from migrate.errors import VerifyFailed
+from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.phasekit.schema_steps import (ApplyRevision, apps_breaking_at, branch_applied_check, schema_of,
-                                           squawk_check)
+                                           squawk_check, wait_for_secondaries)
 from migrate.providers.schema_source import branch_revisions
 
 BRANCH = "contract"
 EXPAND_PHASE, BACKFILL_STEP = "expand-schema", "backfill-handle-claims"
+PRUNE_BATCH = 5000  # rows looked at per batch (a few ms of deletes on a home writer)
 
 
 def _first_removal() -> str:
@@ -79,6 +92,72 @@ def _claims(t: Target) -> CheckResult:
                        "the apps claim handles themselves now: find the writer that bypassed them")
 
 
+@dataclass(frozen=True)
+class PruneForeignRows:
+    id: str = "prune-foreign-rows"
+    title: str = "Delete, on each home writer, the rows of other homes (stale copies since its cutover)"
+
+    def describe(self, target: Target) -> list[str]:
+        return [f"on each promoted home writer, in batches of {PRUNE_BATCH} ids (journaled, resumable): DELETE the "
+                f"rows whose home_region is another home's (the fence's trigger bypassed as replication does; "
+                f"the reverse stream's row filter carries none of it), paused while a secondary lags",
+                "the origin keeps every home's rows: the cutovers' way back and the other regions' reads"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["nothing: the rows were stale copies (each home's own writer and the origin hold the real ones)"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        schema = schema_of(ctx.target)
+        done: dict[str, Any] = dict(ctx.saved.get("pruned") or {})
+        for region in schema.home_writers():
+            store = schema.at_home_writer(region)
+            state = dict(done.get(region) or {"after_id": 0, "deleted": 0, "finished": False})
+            started = time.monotonic()
+            while not state["finished"]:
+                wait_for_secondaries(ctx, f"pruning {region}'s home writer")
+                last, deleted = store.prune_foreign_rows(region, int(state["after_id"]), PRUNE_BATCH)
+                state = {"after_id": state["after_id"] if last is None else last,
+                         "deleted": state["deleted"] + deleted, "finished": last is None}
+                done[region] = state
+                ctx.save(pruned=done)
+                ctx.progress(int(state["deleted"]), None, f"{region}'s home writer: {state['deleted']} rows of other "
+                             f"homes deleted, up to id {state['after_id']}")
+                ctx.checkpoint()
+            done[region] = {**state, "seconds": round(time.monotonic() - started, 3)}
+        ctx.checkpoint()
+        return {"pruned": done}
+
+    def verify(self, ctx: StepContext) -> None:
+        schema = schema_of(ctx.target)
+        left = {r: schema.at_home_writer(r).foreign_rows(r) for r in schema.home_writers()}
+        if any(left.values()):
+            raise VerifyFailed(f"home writers still hold other homes' rows: {left}")
+
+    def undo(self, ctx: StepContext) -> None:
+        ctx.checkpoint()
+
+
+def _cutovers_soaked(t: Target) -> CheckResult:
+    journal = getattr(t, "journal", None)
+    if journal is None:
+        return CheckResult("cutovers-soaked", None, "no journal to read the cutovers from", "")
+    soak = float(t.env.timings.soak_seconds)
+    now = datetime.now(timezone.utc)
+    young, soaked = [], []
+    for region in t.spec.target_regions:
+        cut = journal.phase("cutover", region)
+        if cut.status in ("not-started", "rolled-back"):
+            continue
+        if cut.status != "succeeded":
+            young.append(f"{region}'s cutover is {cut.status}")
+            continue
+        age = (now - cut.updated_at).total_seconds() if cut.updated_at else 0.0
+        (soaked if age >= soak else young).append(f"{region} cut over {age:.0f} s ago")
+    return CheckResult("cutovers-soaked", not young,
+                       "; ".join(young + soaked) or "no cutover yet: no home writer to prune",
+                       f"let every cutover run {soak:g} s (timings.soak_seconds) before its writer's stale rows go")
+
+
 class ContractSchema:
     """contract-schema: the contract branch's revisions, once no region runs v1; no way back."""
 
@@ -100,10 +179,12 @@ class ContractSchema:
                   _apps_on_v2),
             Check("squawk-lint", "the SQL of upgrade <current>:contract@head passes squawk", "fix the revision",
                   lambda t: squawk_check(t, BRANCH)),
+            Check("cutovers-soaked", "every cutover has run timings.soak_seconds (its writer's stale rows go last)",
+                  "wait", _cutovers_soaked),
         ]
 
     def steps(self, target: Target) -> list:
-        return [ApplyRevision(r, BRANCH) for r in branch_revisions(BRANCH)]
+        return [*(ApplyRevision(r, BRANCH) for r in branch_revisions(BRANCH)), PruneForeignRows()]
 
     def verify(self, target: Target) -> list[Check]:
         return [Check("contract-head-applied", "contract@head is applied on the writer", "resume",

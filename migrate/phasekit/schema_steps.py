@@ -136,9 +136,8 @@ class ApplyRevision:
         statements = [line for line in sql.splitlines() if line.strip() and not line.startswith("--")]
         return statements + (["squawk: clean"] if not findings else [f"squawk: {f.one_line()}" for f in findings])
 
-    def _position(self, target: Target) -> tuple[int, int]:
-        """(this revision's index on the branch, how many of the branch's revisions are applied)."""
-        schema = schema_of(target)
+    def _position(self, schema: SchemaStore) -> tuple[int, int]:
+        """(this revision's index on the branch, how many of the branch's revisions `schema` holds)."""
         branch = schema.branch(self.branch)
         return [r.id for r in branch].index(self.revision.id), applied_upto(branch, reached(schema))
 
@@ -151,35 +150,57 @@ class ApplyRevision:
                 if r.id in holds and from_here.intersection(r.depends_on)]
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
-        mine, done = self._position(ctx.target)
-        if done > mine:
-            ctx.checkpoint()
-            return {"revision": self.revision.id, "already_applied": True}
-        wait_for_secondaries(ctx, f"before {self.revision.id}")
-        started = time.monotonic()
-        schema_of(ctx.target).upgrade(self.revision.id)
-        ctx.checkpoint()  # applied, not journaled yet: a real crash point
-        return {"revision": self.revision.id, "seconds": round(time.monotonic() - started, 3)}
+        changed = []
+        for name, schema in writers(ctx.target, self.branch):
+            mine, done = self._position(schema)
+            if done > mine:
+                continue
+            wait_for_secondaries(ctx, f"before {self.revision.id} on {name}")
+            started = time.monotonic()
+            schema.upgrade(self.revision.id)
+            changed.append({"writer": name, "seconds": round(time.monotonic() - started, 3)})
+            ctx.checkpoint()  # applied on this writer, not journaled yet: a real crash point
+        ctx.checkpoint()
+        return {"revision": self.revision.id, "applied_on": changed} if changed else {
+            "revision": self.revision.id, "already_applied": True}
 
     def verify(self, ctx: StepContext) -> None:
-        mine, done = self._position(ctx.target)
-        if done <= mine:
-            raise VerifyFailed(f"{self.revision.id} is not applied on the writer")
+        missing = [name for name, schema in writers(ctx.target, self.branch)
+                   if self._position(schema)[1] <= self._position(schema)[0]]
+        if missing:
+            raise VerifyFailed(f"{self.revision.id} is not applied on {', '.join(missing)}")
 
     def undo(self, ctx: StepContext) -> None:
-        mine, done = self._position(ctx.target)
         needing = self._needed_by(ctx.target)
         if needing:
             raise StepFailed(f"cannot undo {self.revision.id}: {', '.join(needing)} (another branch) is applied and "
                              f"depends on it; downgrading it would silently take that with it",
                              where=ctx.target.phase, hint="contract-schema is never rolled back; see its runbook")
-        if done > mine + 1:
-            raise StepFailed(f"cannot undo {self.revision.id}: {done} revisions of the {self.branch} branch are "
-                             f"applied, a later one is still in place", where=ctx.target.phase,
-                             hint="roll back the whole phase (it undoes the revisions last first)")
-        if done == mine + 1:
-            schema_of(ctx.target).downgrade(self.revision.revises)
-        ctx.checkpoint()
+        homes = schema_of(ctx.target).home_writers()
+        if self.branch == "expand" and homes:
+            raise StepFailed(f"cannot undo {self.revision.id}: {', '.join(homes)} write their homes (cutover), and "
+                             f"the expand schema holds their fence and home epochs", where=ctx.target.phase,
+                             hint="roll those cutovers back first (`migrate phase rollback cutover --region R`)")
+        for name, schema in reversed(writers(ctx.target, self.branch)):
+            mine, done = self._position(schema)
+            if done > mine + 1:
+                raise StepFailed(f"cannot undo {self.revision.id} on {name}: {done} revisions of the {self.branch} "
+                                 f"branch are applied, a later one is still in place", where=ctx.target.phase,
+                                 hint="roll back the whole phase (it undoes the revisions last first)")
+            if done == mine + 1:
+                schema.downgrade(self.revision.revises)
+            ctx.checkpoint()
+
+
+def writers(t: Target, branch: str) -> list[tuple[str, SchemaStore]]:
+    """Every writer of players' rows, as (name, its schema), in the order `branch` changes them. Logical
+    replication carries no DDL and the home writers publish to the origin (the reverse streams): what
+    expand adds reaches the subscriber (the origin) first, what contract drops leaves the publishers
+    (the home writers) first, so no stream ever carries a column its subscriber lacks."""
+    schema = schema_of(t)
+    homes = [(f"{r}'s home writer", schema.at_home_writer(r)) for r in schema.home_writers()]
+    origin = [("the origin", schema)]
+    return origin + homes if branch == "expand" else homes + origin
 
 
 def squawk_check(t: Target, branch_name: str) -> CheckResult:
@@ -198,12 +219,17 @@ def squawk_check(t: Target, branch_name: str) -> CheckResult:
 
 
 def branch_applied_check(t: Target, check_id: str, branch_name: str) -> CheckResult:
-    """Every revision of the branch is applied on the writer."""
-    schema = schema_of(t)
-    branch = schema.branch(branch_name)
-    done = applied_upto(branch, reached(schema))
-    return CheckResult(check_id, done == len(branch),
-                       f"{done} of {len(branch)} {branch_name} revisions applied (head {branch[-1].id})",
+    """Every revision of the branch is applied on every writer (the origin, and each home writer)."""
+    counts = []
+    short = []
+    for name, schema in writers(t, branch_name):
+        branch = schema.branch(branch_name)
+        done = applied_upto(branch, reached(schema))
+        counts.append(f"{name} {done}/{len(branch)}")
+        if done != len(branch):
+            short.append(name)
+    head = schema_of(t).branch(branch_name)[-1].id
+    return CheckResult(check_id, not short, f"{branch_name} revisions applied (head {head}): " + ", ".join(counts),
                        "resume the phase")
 
 

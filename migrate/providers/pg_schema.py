@@ -29,6 +29,15 @@ WITH batch AS (
 )
 SELECT (SELECT max(id) FROM batch) AS last_id, (SELECT count(*) FROM claimed) AS inserted
 """
+# One batch of a home writer's rows of other homes (stale copies since its cutover), by id.
+PRUNE = """
+WITH batch AS (
+    SELECT id FROM players WHERE id > %(after)s ORDER BY id LIMIT %(batch)s
+), gone AS (
+    DELETE FROM players p USING batch b WHERE p.id = b.id AND p.home_region <> %(home)s RETURNING 1
+)
+SELECT (SELECT max(id) FROM batch) AS last_id, (SELECT count(*) FROM gone) AS deleted
+"""
 MISSING = """
 SELECT count(*) FROM players p
 WHERE NOT EXISTS (SELECT 1 FROM handle_claims c WHERE c.handle = p.handle AND c.player_id = p.id)
@@ -51,10 +60,38 @@ class PgSchemaStore:
     every call: the writer moves at cutover); `password`, when given, supplies it at each connection."""
 
     def __init__(self, writer_dsn: Callable[[], str], *, password: Callable[[], str] | None = None,
-                 where: str = "schema") -> None:
+                 where: str = "schema", homes: Callable[[], dict[str, Callable[[], str]]] | None = None) -> None:
         self._writer_dsn = writer_dsn
         self._password = password
         self.where = where
+        self._homes = homes or dict  # region → its promoted home writer's DSN (cutover); none by default
+
+    def home_writers(self) -> list[str]:
+        return sorted(self._homes())
+
+    def at_home_writer(self, region: str) -> "PgSchemaStore":
+        homes = self._homes()
+        if region not in homes:
+            raise ProviderError(f"{region} has no home writer", where=self.where)
+        return PgSchemaStore(homes[region], password=self._password, where=f"{self.where} ({region}'s home writer)")
+
+    def prune_foreign_rows(self, home: str, after_id: int, batch: int) -> tuple[int | None, int]:
+        try:
+            with self._connect() as conn:
+                # as logical replication's apply does: the home fence's trigger (it refuses every other home's
+                # rows here) does not fire; the deletes reach no stream (the publication's row filter is this home)
+                conn.execute("SET session_replication_role = replica")
+                last_id, deleted = conn.execute(PRUNE, {"home": home, "after": after_id, "batch": batch}).fetchone()
+        except psycopg.Error as exc:
+            raise _error(exc, f"pruning other homes' rows after id {after_id}", self.where) from None
+        return (None if last_id is None else int(last_id)), int(deleted)
+
+    def foreign_rows(self, home: str) -> int:
+        try:
+            with self._connect() as conn:
+                return int(conn.execute("SELECT count(*) FROM players WHERE home_region <> %s", (home,)).fetchone()[0])
+        except psycopg.Error as exc:
+            raise _error(exc, "counting other homes' rows", self.where) from None
 
     def _connect(self) -> psycopg.Connection:
         extra = {"password": self._password()} if self._password else {}

@@ -286,6 +286,20 @@ class SchemaStore(Protocol):
     def handle_claims_missing(self) -> int:
         """How many players' handles the authority does not hold for them (0 once the backfill is complete)."""
 
+    def home_writers(self) -> list[str]:
+        """Regions whose own promoted home writer (cutover) holds a copy of the schema too; [] where none."""
+
+    def at_home_writer(self, region: str) -> SchemaStore:
+        """The same store against `region`'s home writer (logical replication carries no DDL: each writer
+        is changed on its own)."""
+
+    def prune_foreign_rows(self, home: str, after_id: int, batch: int) -> tuple[int | None, int]:
+        """On a home writer: delete the next `batch` rows by id after `after_id` that another home owns;
+        (last id looked at, None when none were left; rows deleted). Idempotent."""
+
+    def foreign_rows(self, home: str) -> int:
+        """How many rows of other homes this writer still holds; read-only."""
+
 
 class HomeWriters(Protocol):
     """A region's own writer for the players it homes (cutover, DESIGN §5 and §9): staged as a standby
