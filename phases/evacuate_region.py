@@ -23,9 +23,10 @@ taken, the region's cutover rolled back and run again): the returned writer is f
 first (it can never take a write again), its writes the origin lacks are listed, then it is removed;
 the routing comes back only when the region answers its health check through each geography's link.
 
-Not built yet: losing us-east-1 (the origin: every home's rows, and NA's writer) — promoting the
-origin's secondary elsewhere (Aurora failover_global_cluster, AllowDataLoss) is the runbook's manual
-procedure (runbooks/evacuate-region.md); the lab does not emulate it."""
+Losing the origin's region (us-east-1: every home's rows, NA's writer): on AWS, take-home makes the
+origin's secondary in the nearest region that has one the writer (Aurora failover_global_cluster,
+AllowDataLoss; the apps follow the global writer endpoint), and the way back is a switchover (no data
+loss) once the region is back. The lab does not emulate that (it says so and skips)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from typing import Any
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.names import FALLBACK_REGIONS, SOURCE_REGION
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
-from migrate.providers.protocols import HomeServing, HomeWriters
+from migrate.providers.protocols import HomeServing, HomeWriters, OriginFailover
 from migrate.providers.traffic import TrafficDns
 
 ORIGIN = "origin"
@@ -194,9 +195,10 @@ class TakeHome:
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         t, region = ctx.target, ctx.target.region
         hw, hs = _hw(t), _hs(t)
-        if region == SOURCE_REGION:
-            return {"skipped": f"{region} holds the origin: taking every home elsewhere is runbooks/evacuate-region.md's "
-                               f"manual failover (not built)"}
+        failover = t.providers.origin_failover
+        origin = ctx.saved.get("origin_region") or (failover.origin_region() if failover else SOURCE_REGION)
+        if region == origin:
+            return _take_origin(ctx, failover)
         if hw is None or hs is None:
             return {"skipped": f"the {t.env.kind} environment has no home-writer adapter yet (cutover runs in the lab "
                                f"so far): nothing of {region}'s home to take"}
@@ -231,6 +233,11 @@ class TakeHome:
         t = ctx.target
         if not ctx.saved.get("taken"):
             return
+        if ctx.saved.get("origin_region"):
+            now = t.providers.origin_failover.origin_region()
+            if now == t.region:
+                raise VerifyFailed(f"{t.region} still writes the global database")
+            return
         hw = _hw(t)
         if t.region in hw.fenced(ORIGIN):
             raise VerifyFailed(f"the origin is still fenced for {t.region}")
@@ -240,6 +247,11 @@ class TakeHome:
     def undo(self, ctx: StepContext) -> None:
         t, region, saved = ctx.target, ctx.target.region, ctx.saved
         if not saved.get("taken"):
+            return
+        if saved.get("origin_region"):  # the origin was taken: the writer goes back with no data loss
+            failover = t.providers.origin_failover
+            failover.switch_over_origin(saved["origin_region"], ctx.progress, ctx.checkpoint)
+            ctx.checkpoint()
             return
         hw = _hw(t)
         if hw.staged(region):
@@ -258,6 +270,29 @@ class TakeHome:
                                            "written_at": {str(p): theirs[p] for p in lost[:MAX_LISTED]}})
             hw.discard(region)
         ctx.checkpoint()
+
+
+def _take_origin(ctx: StepContext, failover: OriginFailover | None) -> dict[str, Any]:
+    """The lost region holds the origin (every home's rows, its own home's writer): its secondary in the
+    nearest region that has one becomes the writer, losing what the lost writer had not replicated."""
+    t, region = ctx.target, ctx.target.region
+    if failover is None:
+        return {"skipped": f"{region} holds the origin: the {t.env.kind} environment cannot move it (the lab does not "
+                           f"emulate Aurora's failover); runbooks/evacuate-region.md, \"Losing us-east-1\""}
+    if not ctx.saved.get("taken"):
+        facts = t.providers.global_database.primary_facts()
+        if facts.reachable:
+            return {"skipped": f"the origin answers ({facts.detail}): its writes keep going to it"}
+        candidates = [r for r in FALLBACK_REGIONS[region] if r in t.spec.regions
+                      and t.providers.global_database.secondary_facts(r).exists]
+        if not candidates:
+            raise ProviderError(f"the origin in {region} is lost and no other region holds a secondary of it",
+                                hint="runbooks/evacuate-region.md: restore from the latest snapshot")
+        ctx.save(taken=True, origin_region=region, lost_because=facts.detail, new_origin=candidates[0])
+    moved = failover.fail_over_origin(ctx.saved["new_origin"], ctx.progress, ctx.checkpoint)
+    return {"taken": True, "origin": moved, "lost_because": ctx.saved["lost_because"],
+            "unreplicated": "Aurora does not list what the lost writer had not replicated: the players' ledger does "
+                            "(the lab), the support queue does (production)"}
 
 
 @dataclass(frozen=True)

@@ -258,14 +258,16 @@ def return_region(session: Session, region: str, reporter: Reporter | None = Non
     for event in events:
         if event.region != region or event.phase not in (EVACUATE, "cutover"):
             continue
-        if event.phase == EVACUATE and event.kind == journal.STEP_PROGRESS and event.data.get("taken"):
+        if (event.phase == EVACUATE and event.kind == journal.STEP_PROGRESS and event.data.get("taken")
+                and not event.data.get("origin_region")):  # a home taken, not the origin moved (no cutover then)
             taken_at = event.serial
         if event.phase == EVACUATE and event.kind == journal.STEP_PROGRESS and "unreplicated" in event.data:
             if event.serial > since:
                 unreplicated = event.data["unreplicated"]
         if event.phase == "cutover" and event.kind == journal.RUN_SUCCEEDED:
             cutover_done_at = event.serial
-    taken = taken_at > cutover_done_at  # a later cutover already gave the region its home back
+    # a later cutover already gave the region its home back; a region outside the programme has none
+    taken = taken_at > cutover_done_at and bool(session.spec.phase_entries(phase="cutover", region=region))
     if taken and outcomes[-1].status in ("rolled-back", "nothing-to-roll-back"):
         if current_state(session).phase("cutover", region).status != "rolled-back":
             outcomes.append(rollback_phase(session, "cutover", region, reporter))

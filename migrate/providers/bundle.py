@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from migrate.providers.protocols import (Dns, GlobalDatabase, HomeServing, HomeWriters, Infrastructure,
-                                         ObjectStore, RegionRuntime, SchemaStore)
+                                         ObjectStore, OriginFailover, RegionRuntime, SchemaStore)
 from migrate.providers.shadow import ShadowMirror
 from migrate.providers.traffic import TrafficMetrics
 
@@ -25,3 +25,4 @@ class Providers:
     schema: SchemaStore | None = None  # the game's schema at the players' writer (Alembic)
     home_writers: HomeWriters | None = None  # each home's own writer (cutover), lab only so far
     home_serving: HomeServing | None = None  # which region serves a home, its cache state (cutover), lab only
+    origin_failover: OriginFailover | None = None  # the origin's writer moved elsewhere (Aurora), AWS only

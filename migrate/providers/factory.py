@@ -55,7 +55,8 @@ def build_providers(spec, env) -> Providers:
 
     aws_side = stand_up_providers(spec, env, repo_root)
     global_database = AwsGlobalDatabase.from_spec(spec, env.aws)
-    return Providers(global_database=global_database, schema=_aws_schema(spec, env, global_database),
+    return Providers(global_database=global_database, origin_failover=global_database,
+                     schema=_aws_schema(spec, env, global_database),
                      shadow=shadow.from_spec(spec, env, repo_root, runtime=aws_side["runtime"]),
                      traffic_metrics=metrics.from_spec(spec, env, repo_root, dns=aws_side["dns"]), **aws_side)
 

@@ -377,6 +377,21 @@ class HomeWriters(Protocol):
         """player id → last write time (epoch s) of `home`'s rows on `database` written at or after `since`; read-only."""
 
 
+class OriginFailover(Protocol):
+    """The origin's loss (DESIGN §6b): the global database's writer moved to a secondary elsewhere. AWS:
+    Aurora's failover_global_cluster (data loss allowed) and switchover_global_cluster (the way back);
+    the lab does not emulate it."""
+
+    def origin_region(self) -> str:
+        """The region whose cluster writes now; read-only."""
+
+    def fail_over_origin(self, to_region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        """Make `to_region`'s secondary the writer now, losing what the lost writer had not replicated; idempotent."""
+
+    def switch_over_origin(self, to_region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        """Move the writer to `to_region` with no data loss (both sides up); idempotent."""
+
+
 class HomeServing(Protocol):
     """Which region serves a home's players (their score submits, tickets and sessions' home), and
     the home's state in that region's cache: leaderboard entries and matchmaking tickets (cutover's

@@ -404,6 +404,54 @@ class AwsGlobalDatabase:
 
     # ------------------------------------------------------------- helpers
 
+    # --- losing the origin (evacuate-region on the writer's region, DESIGN §6b) ---------------------
+
+    def origin_region(self) -> str:
+        """The region whose cluster writes now (AWS marks the writer member; else the configured primary)."""
+        return self._writer(self._global_cluster())[0]
+
+    def fail_over_origin(self, to_region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        """Make `to_region`'s secondary the global cluster's writer now, accepting the loss of whatever the
+        lost writer had not replicated (failover_global_cluster, AllowDataLoss); returns once AWS names it the
+        writer. Idempotent: a region that writes already is only confirmed."""
+        return self._move_writer(to_region, "failover_global_cluster", {"AllowDataLoss": True}, progress, checkpoint)
+
+    def switch_over_origin(self, to_region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        """Move the writer to `to_region` with no data loss (switchover_global_cluster: both sides up, the
+        way back after a failover); returns once AWS names it the writer. Idempotent."""
+        return self._move_writer(to_region, "switchover_global_cluster", {}, progress, checkpoint)
+
+    def _move_writer(self, to_region: str, operation: str, extra: dict, progress: ProgressFn,
+                     checkpoint: CheckpointFn) -> dict:
+        self._check_account()
+        cluster_id = self.primary_cluster_id if to_region == self.source_region else self.secondary_cluster_name(to_region)
+        global_cluster = self._global_cluster()
+        if global_cluster is None:
+            raise ProviderError(f"global cluster {self.global_cluster_id} not found", where="aws")
+        target = self._cluster(to_region, cluster_id)
+        if target is None or not _is_member(global_cluster, target["DBClusterArn"]):
+            raise ProviderError(f"{to_region} has no member cluster {cluster_id} in {self.global_cluster_id}: nothing "
+                                f"to make the writer", where="aws", hint="attach a secondary there first")
+        arn = target["DBClusterArn"]
+        if self._writer(global_cluster)[0] != to_region:
+            log.warning("%s of %s to %s (%s)", operation, self.global_cluster_id, to_region, arn)
+            # asked of the target's region: the old writer's region may be the one that is gone
+            call(self._rds(to_region), operation, to_region, GlobalClusterIdentifier=self.global_cluster_id,
+                 TargetDbClusterIdentifier=arn, **extra)
+        deadline = self._clock() + self._wait_timeout
+        while True:
+            checkpoint()
+            global_cluster = self._global_cluster()
+            if self._writer(global_cluster)[0] == to_region:
+                return {"writer_region": to_region, "writer_cluster": arn, "operation": operation,
+                        "data_loss_allowed": bool(extra.get("AllowDataLoss"))}
+            if self._clock() >= deadline:
+                raise ProviderError(f"{to_region} is not the writer of {self.global_cluster_id} after "
+                                    f"{self._wait_timeout:.0f} s ({operation})", where="aws",
+                                    hint="the step is idempotent: run it again to keep waiting")
+            progress(0, 1)
+            self._sleep(self._poll_interval)
+
     def _check_account(self) -> None:
         """Refuse to change anything in an account other than the one the spec names."""
         if self._expected_account is None or self._account_checked:

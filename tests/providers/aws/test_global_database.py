@@ -516,3 +516,69 @@ def test_version_numbers_follow_postgresql():
     assert version_num("15.20") == 150020
     assert version_num("9.6.22") == 90622
     assert version_num("") == 0
+
+
+# --- losing the origin: failover (data loss allowed) and the switchover back; moto has neither --------
+
+FRANKFURT_ARN = "arn:aws:rds:eu-central-1:123456789012:cluster:game-eu-central-1"
+
+
+def _global_writing(writer_arn, *member_arns):
+    answer = _global(*member_arns)
+    for member in answer["GlobalClusters"][0]["GlobalClusterMembers"]:
+        member["IsWriter"] = member["DBClusterArn"] == writer_arn
+    return answer
+
+
+def _frankfurt():
+    cluster = _cluster(FRANKFURT_ARN)
+    return {"DBClusters": [cluster]}
+
+
+def test_fail_over_origin_asks_the_target_region_with_data_loss_allowed_and_waits_until_it_writes(stubbed):
+    clients, db = stubbed
+    src, fra = clients.stub("rds", SOURCE), clients.stub("rds", "eu-central-1")
+    src.add_response("describe_global_clusters", _global_writing(PRIMARY_ARN, PRIMARY_ARN, FRANKFURT_ARN))
+    fra.add_response("describe_db_clusters", _frankfurt(), {"DBClusterIdentifier": "game-eu-central-1"})
+    fra.add_response("failover_global_cluster", {}, {"GlobalClusterIdentifier": "game-global",
+                                                     "TargetDbClusterIdentifier": FRANKFURT_ARN,
+                                                     "AllowDataLoss": True})
+    src.add_response("describe_global_clusters", _global_writing(PRIMARY_ARN, PRIMARY_ARN, FRANKFURT_ARN))
+    src.add_response("describe_global_clusters", _global_writing(FRANKFURT_ARN, PRIMARY_ARN, FRANKFURT_ARN))
+    polls, ticks = [], []
+    moved = db.fail_over_origin("eu-central-1", lambda d, t: ticks.append((d, t)), lambda: polls.append(1))
+    assert moved == {"writer_region": "eu-central-1", "writer_cluster": FRANKFURT_ARN,
+                     "operation": "failover_global_cluster", "data_loss_allowed": True}
+    assert len(polls) == 2 and ticks == [(0, 1)]
+
+
+def test_fail_over_origin_to_the_region_that_writes_already_only_confirms(stubbed):
+    clients, db = stubbed
+    src, fra = clients.stub("rds", SOURCE), clients.stub("rds", "eu-central-1")
+    src.add_response("describe_global_clusters", _global_writing(FRANKFURT_ARN, PRIMARY_ARN, FRANKFURT_ARN))
+    fra.add_response("describe_db_clusters", _frankfurt())
+    src.add_response("describe_global_clusters", _global_writing(FRANKFURT_ARN, PRIMARY_ARN, FRANKFURT_ARN))
+    assert db.fail_over_origin("eu-central-1", no_progress, no_checkpoint)["writer_region"] == "eu-central-1"
+    # no failover_global_cluster queued: Stubber would fail on one
+
+
+def test_switch_over_origin_moves_the_writer_back_without_data_loss(stubbed):
+    clients, db = stubbed
+    src = clients.stub("rds", SOURCE)
+    src.add_response("describe_global_clusters", _global_writing(FRANKFURT_ARN, PRIMARY_ARN, FRANKFURT_ARN))
+    src.add_response("describe_db_clusters", {"DBClusters": [_cluster(PRIMARY_ARN)]},
+                     {"DBClusterIdentifier": "game-us-east-1"})
+    src.add_response("switchover_global_cluster", {}, {"GlobalClusterIdentifier": "game-global",
+                                                       "TargetDbClusterIdentifier": PRIMARY_ARN})
+    src.add_response("describe_global_clusters", _global_writing(PRIMARY_ARN, PRIMARY_ARN, FRANKFURT_ARN))
+    moved = db.switch_over_origin(SOURCE, no_progress, no_checkpoint)
+    assert moved["writer_region"] == SOURCE and moved["data_loss_allowed"] is False
+
+
+def test_fail_over_origin_to_a_region_without_a_member_is_refused_before_any_change(stubbed):
+    clients, db = stubbed
+    src, tok = clients.stub("rds", SOURCE), clients.stub("rds", TOKYO)
+    src.add_response("describe_global_clusters", _global_writing(PRIMARY_ARN, PRIMARY_ARN))
+    tok.add_client_error("describe_db_clusters", "DBClusterNotFoundFault", http_status_code=404)
+    with pytest.raises(ProviderError, match="no member cluster game-ap-northeast-1"):
+        db.fail_over_origin(TOKYO, no_progress, no_checkpoint)
