@@ -140,10 +140,15 @@ class RouteAway:
             pool, dest = _dns(t, geo), fallback(t, geo)
             now = pool.routing()
             if now.mode == "latency":
-                if region in now.latency and len(now.latency) > 1:
+                # the other latency records stay when one of them answers: players keep their nearest
+                staying = [r for r in FALLBACK_REGIONS[region] if r in now.latency and _healthy(t, r, geo)[0]]
+                if region in now.latency and staying:
                     pool.remove_latency(region)
+                    dest = staying[0]
                 elif region in now.latency:
                     pool.use_weighted_routing({dest: 100}, _endpoints(t, [dest]))
+                elif region not in now.latency and now.latency:
+                    dest = next((r for r in FALLBACK_REGIONS[region] if r in now.latency), dest)
             elif now.weights.get(region, 0) > 0:
                 weights = dict(now.weights)
                 weights[dest] = min(255, weights.get(dest, 0) + weights[region])

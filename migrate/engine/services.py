@@ -320,16 +320,20 @@ def status(session: Session, with_replication: bool = True) -> StatusReport:
     """Every scheduled phase's status from the journal, the lock, and replication lag per region."""
     state = current_state(session)
     lock = session.store.current_lock(session.env.name)
+    # the programme's phases, then any incident (evacuate-region …) the journal holds, in any region
+    targets = [(e.quarter, e.phase, e.region) for e in session.spec.programme]
+    targets += [("incident", name, region) for name in INCIDENT_PHASES for region in session.spec.regions
+                if journal.target_key(name, region) in state.phases]
     rows = []
-    for entry in session.spec.programme:
-        ps = state.phase(entry.phase, entry.region)
-        phase = get_phase(entry.phase)
+    for quarter, phase_name, region in targets:
+        ps = state.phase(phase_name, region)
+        phase = get_phase(phase_name)
         status_text = ps.status
         if ps.status in ("running", "rolling-back") and lock is None:
             status_text = f"interrupted ({ps.status})"
-        steps = phase.steps(_target(session, entry.phase, entry.region, state, False))
+        steps = phase.steps(_target(session, phase_name, region, state, False))
         done = sum(1 for s in steps if ps.step(s.id).status == journal.APPLIED)
-        rows.append({"quarter": entry.quarter, "phase": entry.phase, "region": entry.region,
+        rows.append({"quarter": quarter, "phase": phase_name, "region": region,
                      "built": phase.built, "status": status_text, "steps_applied": done,
                      "steps_total": len(steps), "last_error": ps.last_error,
                      "last_gate": ps.gates[-1] if ps.gates else None,

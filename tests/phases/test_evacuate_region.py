@@ -48,7 +48,7 @@ def test_a_region_killed_under_load_is_evacuated_its_home_taken_and_it_comes_bac
     load = start_load(lab, duration_s=900, rate=RATE, seed=11, on_start=lambda _info: ready.set())
     try:
         assert ready.wait(60), "the players never started"
-        day = region_kill(lab, cli, REGION, "apac")
+        day = region_kill(lab, cli, REGION, "apac", before_s=4, away_s=6, after_s=4)
     finally:
         load.stop()
         report = load.wait(timeout=180).to_json()

@@ -5,6 +5,7 @@ Tokyo reconnected and the way back killed at every undo point, down to nothing o
 
 from __future__ import annotations
 
+from migrate.engine import services
 from migrate.lab.isolation import isolate, reconnect
 from migrate.lab.topology import SOURCE_REGION
 from migrate.providers.lab.home_serving import LabHomeServing
@@ -37,5 +38,8 @@ EVACUATION = harness.PhaseUnderTest("evacuate-region", REGION, tuple(s.id for s 
 def test_a_crash_at_every_point_of_the_evacuation_and_of_the_way_back_resumes_to_the_same_end(tokyo_live):
     isolate(tokyo_live, REGION)
     harness.crash_at_every_point_in_turn(EVACUATION, tokyo_live)
+    with harness.session() as session:  # `migrate status` lists the incident beside the programme
+        rows = [r for r in services.status(session, with_replication=False).phases if r["quarter"] == "incident"]
+    assert [(r["phase"], r["region"], r["status"]) for r in rows] == [("evacuate-region", REGION, "succeeded")]
     reconnect(tokyo_live, REGION)
     harness.crash_at_every_undo_point_in_turn(EVACUATION, tokyo_live)
