@@ -260,19 +260,22 @@ class TakeHome:
             return
         hw = _hw(t)
         if hw.staged(region):
+            if not hw.is_writer(region):
+                raise ProviderError(f"{region}'s returned writer does not run: the rows it took that never reached "
+                                    f"the origin cannot be listed", hint="start it (lab: its PostgreSQL in the lab "
+                                    "folder, home-<region>), then run the return again; runbooks/evacuate-region.md")
             reachable, why = hw.writer_reachable(region)
-            if not reachable and hw.is_writer(region):
+            if not reachable:
                 raise ProviderError(f"{region}'s returned writer: {why}",
                                     hint="restore the region's links, then run the return again")
-            if hw.is_writer(region):
-                hw.set_fence(region, region, True)  # first: it never takes another write
-                ctx.checkpoint()
-                if "unreplicated" not in saved:
-                    theirs = hw.recent_writes(region, region, float(saved["since"]))
-                    ours = {int(k): v for k, v in saved.get("origin_rows", {}).items()}
-                    lost = sorted(pid for pid, at in theirs.items() if at > ours.get(pid, float("-inf")))
-                    ctx.save(unreplicated={"count": len(lost), "players": lost[:MAX_LISTED],
-                                           "written_at": {str(p): theirs[p] for p in lost[:MAX_LISTED]}})
+            hw.set_fence(region, region, True)  # first: it never takes another write
+            ctx.checkpoint()
+            if "unreplicated" not in saved:
+                theirs = hw.recent_writes(region, region, float(saved["since"]))
+                ours = {int(k): v for k, v in saved.get("origin_rows", {}).items()}
+                lost = sorted(pid for pid, at in theirs.items() if at > ours.get(pid, float("-inf")))
+                ctx.save(unreplicated={"count": len(lost), "players": lost[:MAX_LISTED],
+                                       "written_at": {str(p): theirs[p] for p in lost[:MAX_LISTED]}})
             hw.discard(region)
         ctx.checkpoint()
 
