@@ -185,3 +185,36 @@ def test_alarms_watch_replication_lag_5xx_rate_and_p95():
     assert alarms["api_p95_latency"]["extended_statistic"] == "p95"
     queries = {q["id"]: q for q in alarms["api_5xx_rate"]["metric_query"]}
     assert {"requests", "elb5xx", "target5xx", "rate"} <= set(queries)
+
+
+def _resources() -> dict[tuple[str, str], dict]:
+    """(type, name) → body of every resource of the module, across its files."""
+    found = {}
+    for path in MODULE.glob("*.tf"):
+        for kind, named in _blocks(_load(path), "resource"):
+            found.update({(kind, name): body for name, body in named.items()})
+    return found
+
+
+def test_every_future_shard_writer_has_logical_decoding_set_ahead_of_its_cutover():
+    group = _resources()[("aws_rds_cluster_parameter_group", "aurora")]
+    parameters = {p["name"]: p for p in group["parameter"]}
+    assert parameters["rds.logical_replication"]["value"] == "1"
+    assert parameters["rds.logical_replication"]["apply_method"] == "pending-reboot"  # restart-only
+
+
+def test_the_home_shard_end_state_is_described_and_adopted_from_the_cutover_by_an_import_block():
+    resources = _resources()
+    home = resources[("aws_rds_global_cluster", "home")]
+    assert home["source_db_cluster_identifier"] == "${aws_rds_cluster.secondary.arn}"
+    secondaries = resources[("aws_rds_cluster", "home_shard_secondary")]
+    assert secondaries["for_each"] == "${var.home_shard_secondaries}" and secondaries["storage_encrypted"] is True
+    # the region's own cluster never fights the cutover that moves it to a global cluster of its own
+    assert "global_cluster_identifier" in str(resources[("aws_rds_cluster", "secondary")]["lifecycle"])
+    for region, root in REGION_ROOTS.items():
+        imports = _load(root / "home_shard.tf")["import"]
+        assert len(imports) == 1 and imports[0]["to"] == "${module.region.aws_rds_global_cluster.home[each.key]}"
+        assert imports[0]["for_each"] == home["for_each"]  # the same key the module's resource uses
+        main = dict(_blocks(_load(root / "main.tf"), "module"))["region"]
+        assert main["home_shard"] == "${var.home_shard}"
+        assert main["home_shard_secondaries"] == "${var.home_shard_secondaries}"

@@ -38,6 +38,14 @@ resource "aws_rds_cluster_parameter_group" "aurora" {
     value = "ddl"
   }
 
+  # Logical decoding, set ahead of time (a restart-only setting): cutover's reverse stream publishes
+  # the home's rows from this cluster once it writes them (DESIGN §9).
+  parameter {
+    name         = "rds.logical_replication"
+    value        = "1"
+    apply_method = "pending-reboot"
+  }
+
   tags = local.tags
 
   lifecycle {
@@ -183,5 +191,7 @@ resource "aws_backup_selection" "aurora" {
   name         = "${local.name}-aurora"
   plan_id      = aws_backup_plan.aurora.id
   iam_role_arn = aws_iam_role.backup.arn
-  resources    = [aws_rds_cluster.secondary.arn]
+  # this region's own cluster and its copies of the other regions' home shards (home_shard.tf): a region
+  # restores what it reads without another region
+  resources = concat([aws_rds_cluster.secondary.arn], [for cluster in aws_rds_cluster.home_shard_secondary : cluster.arn])
 }

@@ -169,3 +169,13 @@ output "alarm_names" {
     api_p95_latency        = aws_cloudwatch_metric_alarm.api_p95_latency.alarm_name
   }
 }
+
+output "home_shard_global_cluster_id" {
+  description = "The global cluster this region writes as its home shard (after cutover), or null before."
+  value       = var.home_shard ? aws_rds_global_cluster.home["home"].id : null
+}
+
+output "home_shard_secondary_reader_endpoints" {
+  description = "Home region → the reader endpoint of this region's secondary of that region's home shard."
+  value       = { for home, cluster in aws_rds_cluster.home_shard_secondary : home => cluster.reader_endpoint }
+}

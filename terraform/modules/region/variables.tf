@@ -579,3 +579,20 @@ variable "deletion_protection" {
   description = "Protect the ALB and the Aurora secondary from deletion. Rolling back stand-up-region (terraform destroy) needs an apply with false first; the runbook says when that is safe."
   default     = true
 }
+
+variable "home_shard" {
+  type        = bool
+  description = "True once `migrate phase run cutover` made this region the writer of the players it homes: its cluster then writes a global cluster of its own (the home shard), which Terraform adopts (the root's import block) and keeps."
+  default     = false
+}
+
+variable "home_shard_secondaries" {
+  type        = map(string)
+  description = "Other regions' home shards this region keeps a secondary of, so their players are read here: home region → the shard's global cluster identifier (\"<name_prefix>-home-<region>\"). Empty until those regions are cut over."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for home, id in var.home_shard_secondaries : can(regex("^[a-z]{2}-[a-z]+-[0-9]$", home)) && can(regex("^[a-zA-Z][a-zA-Z0-9-]{0,62}$", id))])
+    error_message = "home_shard_secondaries maps a region name (e.g. eu-central-1) to a global cluster identifier (a letter, then letters, digits and hyphens; max 63)."
+  }
+}

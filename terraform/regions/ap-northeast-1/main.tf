@@ -99,4 +99,7 @@ module "region" {
   api_weight          = var.api_weight
   deletion_protection = var.deletion_protection
   alarm_email         = var.alarm_email
+
+  home_shard             = var.home_shard
+  home_shard_secondaries = var.home_shard_secondaries
 }

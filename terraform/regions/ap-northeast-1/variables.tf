@@ -358,3 +358,15 @@ variable "deletion_protection" {
   description = "Protect the ALB and the Aurora secondary from deletion; set false (and apply) only to roll the region back."
   default     = true
 }
+
+variable "home_shard" {
+  type        = bool
+  description = "Set true once this region's cutover has run: Terraform adopts the home shard (global cluster) the cutover created (home_shard.tf's import block) and keeps it."
+  default     = false
+}
+
+variable "home_shard_secondaries" {
+  type        = map(string)
+  description = "Other regions' home shards this region keeps a secondary of: home region → global cluster identifier (\"game-home-<region>\"); add one after that region's cutover."
+  default     = {}
+}
