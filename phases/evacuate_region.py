@@ -228,6 +228,8 @@ class TakeHome:
         hw.route_writes(region, False)
         hw.warm_writes(region, False)
         ctx.checkpoint()
+        if "origin_writable_from" not in ctx.saved:  # when the origin took the home back (the writers' history)
+            ctx.save(origin_writable_from=time.time())
         hw.set_fence(ORIGIN, region, False)
         return {"taken": True, "lost_because": ctx.saved["lost_because"], "epoch": epoch, "served_by": serving,
                 "origin_current_to": {"lsn": stream.get("confirmed_lsn"), "at": stream.get("confirmed_at")},

@@ -59,8 +59,11 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float) -> float:
 
 
 def region_kill(t: LabTopology, run: RunCli, region: str, geography: str, *, before_s: float = 6.0,
-                away_s: float = 8.0, after_s: float = 6.0, detect_timeout_s: float = 60.0) -> GameDay:
-    """Play the game day on `region` (whose players are `geography`) while the lab's players play."""
+                away_s: float = 8.0, after_s: float = 6.0, detect_timeout_s: float = 60.0,
+                before_return: Callable[[], None] | None = None) -> GameDay:
+    """Play the game day on `region` (whose players are `geography`) while the lab's players play;
+    `before_return` runs once the region is reconnected, before the way back (e.g. to read what its
+    lost writer recorded before the return removes it)."""
     day = GameDay(region, geography)
     time.sleep(before_s)
     day.killed_at = time.time()
@@ -72,6 +75,8 @@ def region_kill(t: LabTopology, run: RunCli, region: str, geography: str, *, bef
     time.sleep(away_s)
     run("lab", "reconnect", "--region", region)
     day.reconnected_at = time.time()
+    if before_return is not None:
+        before_return()
     day.returned = run("region", "return", region, "--yes")
     day.returned_at = time.time()
     time.sleep(after_s)

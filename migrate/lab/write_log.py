@@ -80,7 +80,11 @@ def read(dsn: str) -> list[LoggedWrite]:
 def history(origin_port: int, home_ports: dict[str, int], logs: Iterable[LoggedWrite],
             cutover_events: Iterable[Any], started_at: float) -> list[Event]:
     """The checker's history: the origin a writer from `started_at`, fences and promotions from the
-    cutover journal events (kind, step, data, at), every logged write once (deduplicated by port and seq)."""
+    cutover journal events (kind, step, data, at), every logged write once (deduplicated: a staged copy
+    carries its source's log). Events of evacuate-region count too: when it takes a lost writer's home,
+    that writer is gone from then on (a write it accepts afterwards is a violation) and the origin's
+    fence comes off (`origin_writable_from`). A region's successive home writers share a name and a
+    port: the lost one's log must be read before the way back removes it."""
     names = {origin_port: "origin", **{port: f"{region} home writer" for region, port in home_ports.items()}}
     out: list[Event] = [Became("origin", "primary", started_at)]
     for region in home_ports:  # staged fenced for every other home, before it could ever write
@@ -98,9 +102,11 @@ def history(origin_port: int, home_ports: dict[str, int], logs: Iterable[LoggedW
             out.append(Fence("origin", region, False, data["origin_writable_from"]))
         elif event.kind == "undo_succeeded" and event.step == "promote":
             out.append(Became(writer, "gone", at))
+        if event.kind == "step_progress" and data.get("taken") and not data.get("origin_region"):
+            out.append(Became(writer, "gone", at))  # evacuate-region took its home: lost from here on
     seen = set()
     for entry in logs:
-        key = (entry.server_port, entry.seq)
+        key = (entry.server_port, entry.seq, entry.player_id, entry.at)  # a region's writers share a port
         if key in seen or entry.server_port not in names:
             continue
         seen.add(key)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from migrate.engine import services
+from migrate.lab import write_log
 from migrate.lab.isolation import reconnect
 from migrate.lab.topology import SOURCE_REGION
 from migrate.lab.world import ensure_home_routing
@@ -27,13 +28,16 @@ def apac_pool(lab):
 @pytest.fixture
 def tokyo_live(clean_lab):
     """Tokyo stood up, APAC routed to it by latency records (shift-traffic's end state, set directly),
-    the schema expanded and Tokyo cut over; afterwards its links restored and everything rolled back."""
+    the schema expanded, every write each database accepts logged (the one-writer checker's history;
+    the home writer inherits the log when it is staged) and Tokyo cut over; afterwards its links
+    restored and everything rolled back."""
     lab = clean_lab
     with harness.session() as session:
         assert services.run_phase(session, "stand-up-region", REGION).status == "succeeded"
         assert services.run_phase(session, "expand-schema", None).status == "succeeded"
     runtime = LabRegionRuntime(lab)
     apac_pool(lab).use_latency_routing({r: runtime.api_endpoint(r) for r in (REGION, SOURCE_REGION)})
+    write_log.install(lab.primary().dsn())
     with harness.session() as session:
         assert services.run_phase(session, "cutover", REGION).status == "succeeded"
     yield lab
@@ -41,6 +45,8 @@ def tokyo_live(clean_lab):
     with harness.session() as session:
         services.rollback_phase(session, "evacuate-region", REGION)
         services.rollback_phase(session, "cutover", REGION)
+    write_log.uninstall(lab.primary().dsn())
+    with harness.session() as session:
         services.rollback_phase(session, "expand-schema", None)
     lab.home_routing_file.unlink(missing_ok=True)  # epoch 1 again for the modules after this one
     ensure_home_routing(lab)

@@ -19,13 +19,17 @@ import time
 
 import psycopg
 
+from migrate.engine import services
+from migrate.lab import write_log
+from migrate.lab.checkers.writers import Accepted, check_one_writer
 from migrate.lab.gameday import figures, problems, region_kill
 from migrate.lab.load.runner import start_load
 from migrate.lab.wan_client import cut_link
-from migrate.lab.topology import SOURCE_REGION
+from migrate.lab.topology import REGIONS, SOURCE_REGION
 from migrate.providers.lab.home_serving import LabHomeServing
 from migrate.providers.lab.home_writers import LabHomeWriters
 from tests.cli_helpers import migrate
+from tests.phases import harness
 from tests.phases.cutover_world import assert_cut_over
 from tests.phases.evacuation_world import REGION, tokyo_live  # noqa: F401 (the fixture)
 
@@ -44,15 +48,28 @@ def test_a_region_killed_under_load_is_evacuated_its_home_taken_and_it_comes_bac
         tokyo_live):
     lab = tokyo_live
     hw = LabHomeWriters(lab)
+    origin, home = lab.primary(), lab.home_pg(REGION)
+    lost_writer_log: list = []
     ready = threading.Event()
     load = start_load(lab, duration_s=900, rate=RATE, seed=11, on_start=lambda _info: ready.set())
     try:
         assert ready.wait(60), "the players never started"
-        day = region_kill(lab, cli, REGION, "apac", before_s=4, away_s=6, after_s=4)
+        day = region_kill(lab, cli, REGION, "apac", before_s=4, away_s=6, after_s=4,
+                          before_return=lambda: lost_writer_log.extend(write_log.read(home.dsn())))
     finally:
         load.stop()
         report = load.wait(timeout=180).to_json()
     figs = figures(lab, day, report)
+
+    # one writer per player throughout, over what every database recorded accepting: the first Tokyo
+    # writer until its home was taken (nothing after), the origin from its unfence, the fresh Tokyo
+    # writer from its promotion
+    with harness.session() as session:
+        events = [e for e in services.history(session, 0) if e.phase in ("cutover", "evacuate-region")]
+    logs = lost_writer_log + write_log.read(origin.dsn()) + write_log.read(home.dsn())
+    history = write_log.history(origin.port, {REGION: home.port}, logs, events, 0.0)
+    assert check_one_writer(history, REGIONS) == []
+    assert sum(isinstance(e, Accepted) and e.database.startswith(REGION) for e in history) > 0
     print("\ngame day:", json.dumps(figs, default=str))
 
     moved = day.evacuation["outputs"]
