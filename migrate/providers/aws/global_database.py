@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.exceptions import BotoCoreError
 
-from migrate.errors import ProviderError
+from migrate.errors import ProviderError, TransientProviderError
 from migrate.providers.aws.clients import AwsClients, ClientFactory, call
 from migrate.providers.protocols import (
     ChunkChecksum,
@@ -108,6 +108,7 @@ class AwsGlobalDatabase:
         wait_timeout: float = 3600.0,
         lag_window_seconds: float = 300.0,
         expected_account_id: str | None = None,
+        fallback_regions: tuple[str, ...] = (),
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -124,6 +125,7 @@ class AwsGlobalDatabase:
         poll_interval / wait_timeout: how often and how long to poll AWS while a cluster changes state.
         lag_window_seconds: how far back replication_lag looks for CloudWatch datapoints.
         expected_account_id: when set, every change first checks (once) that the credentials belong to it.
+        fallback_regions: where to ask for the global cluster when the source region's RDS API does not answer.
         """
         if isinstance(secondary_cluster_id, str) and "{region}" not in secondary_cluster_id:
             raise ProviderError(f"secondary cluster name template {secondary_cluster_id!r} lacks {{region}}", where="aws")
@@ -141,6 +143,7 @@ class AwsGlobalDatabase:
         self._wait_timeout = wait_timeout
         self._lag_window = lag_window_seconds
         self._expected_account = expected_account_id
+        self.fallback_regions = tuple(fallback_regions)
         self._account_checked = False
         self._sleep = sleep
         self._clock = clock
@@ -160,6 +163,7 @@ class AwsGlobalDatabase:
             "endpoint_url": endpoint_url,
             "expected_account_id": getattr(aws, "account_id", None),
             "wait_timeout": 6 * 3600.0,  # creating a global secondary copies the whole volume
+            "fallback_regions": tuple(r for r in getattr(spec, "regions", ()) if r != source),
         }
         settings.update(overrides)
         if "session" not in settings and "client_factory" not in settings and not endpoint_url:
@@ -480,10 +484,21 @@ class AwsGlobalDatabase:
         return instances[0] if instances else None
 
     def _global_cluster(self) -> dict | None:
-        # Global clusters are not regional; ask the source region. The identifier is also matched here
-        # because some implementations (moto) ignore the GlobalClusterIdentifier filter.
-        answer = call(self._rds(self.source_region), "describe_global_clusters", self.source_region,
-                      absent=GLOBAL_NOT_FOUND, GlobalClusterIdentifier=self.global_cluster_id)
+        # Global clusters are not regional; ask the source region, and when its API does not answer (the
+        # region lost: evacuate-region's take-over) the other member regions in turn. The identifier is
+        # also matched here because some implementations (moto) ignore the GlobalClusterIdentifier filter.
+        answer = None
+        asked = [self.source_region, *(r for r in self.fallback_regions if r != self.source_region)]
+        for position, region in enumerate(asked):
+            try:
+                answer = call(self._rds(region), "describe_global_clusters", region,
+                              absent=GLOBAL_NOT_FOUND, GlobalClusterIdentifier=self.global_cluster_id)
+                break
+            except TransientProviderError:
+                if position == len(asked) - 1:
+                    raise
+                log.warning("RDS in %s does not answer describe_global_clusters: asking %s", region,
+                            asked[position + 1])
         wanted = self.global_cluster_id.lower()
         for candidate in (answer or {}).get("GlobalClusters", []):
             if candidate.get("GlobalClusterIdentifier", "").lower() == wanted:

@@ -582,3 +582,26 @@ def test_fail_over_origin_to_a_region_without_a_member_is_refused_before_any_cha
     tok.add_client_error("describe_db_clusters", "DBClusterNotFoundFault", http_status_code=404)
     with pytest.raises(ProviderError, match="no member cluster game-ap-northeast-1"):
         db.fail_over_origin(TOKYO, no_progress, no_checkpoint)
+
+
+def test_the_global_cluster_is_read_from_another_region_when_the_source_regions_api_does_not_answer():
+    # evacuating us-east-1: its RDS API may be gone with it, and the failover is asked of the others
+    from .conftest import StubbedClients
+
+    clients = StubbedClients()
+    db = AwsGlobalDatabase(global_cluster_id="game-global", primary_cluster_id="game-us-east-1",
+                           source_region=SOURCE, client_factory=clients, poll_interval=0, wait_timeout=5,
+                           sleep=lambda _s: None, fallback_regions=(TOKYO, "eu-central-1"))
+    clients.stub("rds", SOURCE).add_client_error("describe_global_clusters", "InternalFailure", http_status_code=503)
+    clients.stub("rds", TOKYO).add_client_error("describe_global_clusters", "ServiceUnavailable",
+                                                http_status_code=503)
+    clients.stub("rds", "eu-central-1").add_response(
+        "describe_global_clusters", _global_writing(FRANKFURT_ARN, PRIMARY_ARN, FRANKFURT_ARN))
+    assert db.origin_region() == "eu-central-1"
+    clients.assert_done()
+
+
+def test_from_spec_asks_every_other_region_of_the_spec_when_the_source_does_not_answer():
+    spec = SimpleNamespace(source_region=SOURCE, regions={SOURCE: None, TOKYO: None, "eu-central-1": None})
+    aws = SimpleNamespace(endpoint_url="http://127.0.0.1:1", account_id=None, profile="x")
+    assert AwsGlobalDatabase.from_spec(spec, aws).fallback_regions == (TOKYO, "eu-central-1")
