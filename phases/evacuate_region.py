@@ -36,6 +36,7 @@ from typing import Any
 
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.names import FALLBACK_REGIONS, SOURCE_REGION
+from migrate.phasekit.checks import api_endpoints
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.providers.protocols import HomeServing, HomeWriters, OriginFailover
 from migrate.providers.traffic import TrafficDns
@@ -105,15 +106,6 @@ def fallback(t: Target, geography: str) -> str:
                         hint="bring one of them back first; runbooks/evacuate-region.md")
 
 
-def _endpoints(t: Target, regions) -> dict[str, Any]:
-    runtime = t.providers.runtime
-    found = {r: runtime.api_endpoint(r) for r in regions}
-    missing = [r for r, e in found.items() if e is None]
-    if missing:
-        raise ProviderError(f"no API endpoint for {', '.join(missing)}: its record cannot be written")
-    return found
-
-
 # --- steps --------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RouteAway:
@@ -146,14 +138,14 @@ class RouteAway:
                     pool.remove_latency(region)
                     dest = staying[0]
                 elif region in now.latency:
-                    pool.use_weighted_routing({dest: 100}, _endpoints(t, [dest]))
+                    pool.use_weighted_routing({dest: 100}, api_endpoints(t, [dest]))
                 elif region not in now.latency and now.latency:
                     dest = next((r for r in FALLBACK_REGIONS[region] if r in now.latency), dest)
             elif now.weights.get(region, 0) > 0:
                 weights = dict(now.weights)
                 weights[dest] = min(255, weights.get(dest, 0) + weights[region])
                 weights[region] = 0
-                pool.use_weighted_routing(weights, _endpoints(t, weights))
+                pool.use_weighted_routing(weights, api_endpoints(t, weights))
             moved[geo] = dest
             ctx.checkpoint()
         return {"moved": moved, "before": before}
@@ -173,9 +165,9 @@ class RouteAway:
             _wait_healthy(ctx, region, geo)
             pool = _dns(t, geo)
             if was["mode"] == "latency":
-                pool.use_latency_routing(_endpoints(t, was["latency"]))
+                pool.use_latency_routing(api_endpoints(t, was["latency"]))
             else:
-                pool.use_weighted_routing(was["weights"], _endpoints(t, was["weights"]))
+                pool.use_weighted_routing(was["weights"], api_endpoints(t, was["weights"]))
             ctx.checkpoint()
 
 

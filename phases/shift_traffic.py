@@ -47,7 +47,7 @@ from migrate.phasekit.bake import Bake
 from migrate.phasekit.bake import bake_and_gate as bake_and_gate_loop
 from migrate.phasekit.gates import GateResult, thresholds_for
 from migrate.phasekit.players_gate import api_regions, pools, window_plan
-from migrate.phasekit.checks import geography_routing, lag_within_budget
+from migrate.phasekit.checks import api_endpoints, geography_routing, lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.providers.protocols import ApiEndpoint
@@ -110,18 +110,6 @@ def _weighted_schedule(t: Target) -> list[float]:
 
 def _per_env(t: Target, lab: str, aws: str) -> str:
     return aws if t.env.kind == "aws" else lab
-
-
-def _endpoints(t: Target, regions) -> dict[str, Any]:
-    runtime, out = t.providers.runtime, {}
-    for region in regions:
-        endpoint = runtime.api_endpoint(region)
-        if endpoint is None:
-            raise ProviderError(f"{region}'s API is not deployed: no endpoint to route players to",
-                                hint=f"run stand-up-region for {region}" if region != _source(t)
-                                else "the source region's API must be up")
-        out[region] = endpoint
-    return out
 
 
 def _weights_text(weights) -> str:
@@ -253,7 +241,7 @@ class ShiftWeights:
         if region not in routing.weights:
             weights.pop(region)  # never had a record (stand-up rolled back): nothing to zero
         missing = [r for r in weights if r not in routing.weights]
-        dns.use_weighted_routing(weights, _endpoints(t, missing))
+        dns.use_weighted_routing(weights, api_endpoints(t, missing))
         ctx.checkpoint()  # traffic is back on the source, not journaled yet: a real crash point
 
 
@@ -294,7 +282,7 @@ class LatencyRecords:
         saved = ctx.saved
         active = sorted(set(saved.get("latency_before") or ()) | set(saved.get("shifted_before") or ())
                         | {source, region})
-        dns.use_latency_routing(_endpoints(t, active))
+        dns.use_latency_routing(api_endpoints(t, active))
         ctx.checkpoint()  # latency records in, not journaled: a real crash point
 
         def revert() -> str:

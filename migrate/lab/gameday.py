@@ -123,7 +123,7 @@ def figures(t: LabTopology, day: GameDay, load_report: dict[str, Any]) -> dict[s
         "requests_failed_by_kind": load_report["errors_by_kind"],
         "sessions_recovered": load_report.get("recovered", {}),
         "acknowledged_writes": ledger["acknowledged"],
-        "acknowledged_writes_not_replicated": [w for w in ledger.get("lost_writes", [])],
+        "acknowledged_writes_not_replicated": list(ledger.get("lost_writes", [])),
         "listed_by_the_return": day.returned.get("unreplicated"),
         "return_s": round(day.returned_at - day.reconnected_at, 2),
         # the home's leaderboard entries went to the fallback's board while it served them, then back:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from migrate.errors import ProviderError
 from migrate.phasekit.model import CheckResult, Target
-from migrate.providers.protocols import ReplicationLag
+from migrate.providers.protocols import ApiEndpoint, ReplicationLag
 
 
 def lag_within_budget(target: Target, lag: ReplicationLag) -> bool:
@@ -28,3 +29,17 @@ def geography_routing(t: Target) -> CheckResult:
                        f"{'holds' if ok else 'lacks'} {source}'s record",
                        "run stand-up-region for the region: its geography-routing step scopes the API name "
                        "(runbooks/shift-traffic.md)")
+
+
+def api_endpoints(t: Target, regions) -> dict[str, ApiEndpoint]:
+    """region → where its API answers, for writing players' records to it; ProviderError naming a region
+    whose API is not deployed (no record can send players there)."""
+    runtime, out = t.providers.runtime, {}
+    for region in regions:
+        endpoint = runtime.api_endpoint(region)
+        if endpoint is None:
+            raise ProviderError(f"{region}'s API is not deployed: no endpoint to route players to",
+                                hint=f"run stand-up-region for {region}" if region != t.spec.source_region
+                                else "the source region's API must be up")
+        out[region] = endpoint
+    return out

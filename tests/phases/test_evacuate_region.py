@@ -28,10 +28,11 @@ from migrate.lab.wan_client import cut_link
 from migrate.lab.topology import REGIONS, SOURCE_REGION
 from migrate.providers.lab.home_serving import LabHomeServing
 from migrate.providers.lab.home_writers import LabHomeWriters
+from migrate.providers.lab.runtime import LabRegionRuntime
 from tests.cli_helpers import migrate
 from tests.phases import harness
 from tests.phases.cutover_world import assert_cut_over
-from tests.phases.evacuation_world import REGION, tokyo_live  # noqa: F401 (the fixture)
+from tests.phases.evacuation_world import REGION, apac_pool, tokyo_live  # noqa: F401 (the fixture)
 
 RATE = 30
 
@@ -119,3 +120,23 @@ def test_the_return_lists_exactly_the_rows_the_lost_writer_took_that_never_reach
     with psycopg.connect(lab.primary().dsn(), autocommit=True) as conn:
         origin = dict(conn.execute("SELECT id, coins FROM players WHERE id = ANY(%s)", (ids,)).fetchall())
     assert fresh == origin  # the new writer is a copy of the origin: the origin's write kept, the lost ones not
+
+
+def test_draining_a_healthy_region_moves_its_weighted_players_keeps_its_writer_and_the_return_puts_them_back(
+        tokyo_live):
+    lab = tokyo_live
+    runtime = LabRegionRuntime(lab)
+    pool = apac_pool(lab)
+    pool.use_weighted_routing({REGION: 100, SOURCE_REGION: 0},
+                              {r: runtime.api_endpoint(r) for r in (REGION, SOURCE_REGION)})
+    out = cli("region", "evacuate", REGION, "--yes")["outputs"]
+    assert out["route-away"]["moved"] == {"apac": SOURCE_REGION}
+    assert "answers" in out["take-home"]["skipped"]  # a drain, not a loss: Tokyo keeps writing its home
+    assert pool.routing().weights == {REGION: 0, SOURCE_REGION: 100}
+    assert_cut_over(lab)
+
+    back = cli("region", "return", REGION, "--yes")
+    assert not back["home_taken"] and [r["phase"] for r in back["runs"]] == ["evacuate-region"]
+    assert pool.routing().weights == {REGION: 100, SOURCE_REGION: 0} and pool.routing().latency == ()
+    assert_cut_over(lab)
+    assert LabHomeServing(lab).home_epoch(REGION) == 1  # nothing was taken: no new epoch
