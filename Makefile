@@ -38,6 +38,8 @@ setup: check-tools $(STAMP)
 # build one lab world, e.g. Tokyo attached, for all its tests). Modules whose gates judge the latency
 # players measure (latency_gated) then run alone: on 2 cores shared with three busy workers the players
 # measured multi-second p95s that no lab process served (cause not found yet; see issue 9's note).
+# They run with a 2 s DNS TTL instead of the lab's 5 s: each of their ~16 bakes first waits one TTL for
+# the players' resolvers, and that wait is all they measure it for.
 TEST_WORKERS ?= 4
 
 # The two virtualenvs install side by side (pip mostly waits on the index and unpacking): about half
@@ -46,7 +48,7 @@ test:
 	@$(MAKE) --no-print-directory -j2 setup $(CHECKOV)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not latency_gated" --durations=15
-	$(BIN)/pytest -q -p no:cacheprovider -m latency_gated --durations=5
+	MIGRATE_LAB_DNS_TTL=2 $(BIN)/pytest -q -p no:cacheprovider -m latency_gated --durations=5
 
 demo: setup
 	bash scripts/demo.sh

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from migrate.phasekit.checks import lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
+from migrate.phasekit.players_gate import WatchPlayers
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.providers.protocols import GlobalDatabase
 
@@ -368,7 +369,7 @@ class AttachSecondary:
 
     def steps(self, target: Target):
         return [ReserveReplication(), SeedSecondary(), StartSecondary(), WaitCatchUp(),
-                VerifyData(), RouteReadsLocal()]
+                VerifyData(), RouteReadsLocal(), WatchPlayers()]
 
     def verify(self, target: Target) -> list[Check]:
         return [

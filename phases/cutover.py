@@ -45,7 +45,7 @@ from typing import Any
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.names import REGIONS, SOURCE_REGION
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
-from migrate.phasekit.players_gate import watch_players
+from migrate.phasekit.players_gate import SETTLE_SHARE, WatchPlayers
 from migrate.phasekit.schema_steps import reached, schema_of
 from migrate.providers.protocols import HomeServing, HomeWriters
 
@@ -325,31 +325,6 @@ class Rehome:
         ctx.checkpoint()
 
 
-@dataclass(frozen=True)
-class WatchPlayers:
-    id: str = "watch-players"
-    title: str = "Hold every geography's players to their baseline: bake, then gate (no geography worse than before)"
-
-    def describe(self, target: Target) -> list[str]:
-        t = target.env.timings
-        return [f"bake {t.bake_seconds:g} s, then gate every geography: p95 ≤ the lower of [gates] p95_ms_max and the "
-                f"baseline recorded by `migrate baseline` + {target.spec.gates.baseline_slack_ms:g} ms, 5xx, "
-                f"{target.region} replication lag; skipped, saying so, when no baseline is recorded"]
-
-    def describe_undo(self, target: Target) -> list[str]:
-        return ["nothing"]
-
-    def apply(self, ctx: StepContext) -> dict[str, Any]:
-        return watch_players(ctx, f"{ctx.target.region} writes its home",
-                             f"migrate phase rollback cutover --region {ctx.target.region}")
-
-    def verify(self, ctx: StepContext) -> None:
-        pass  # apply returns only on a pass (or a skip it names)
-
-    def undo(self, ctx: StepContext) -> None:
-        ctx.checkpoint()
-
-
 # --- checks -------------------------------------------------------------------------------------
 def _expand_done(t: Target) -> CheckResult:
     journal = getattr(t, "journal", None)
@@ -408,7 +383,7 @@ class Cutover:
 
     def steps(self, target: Target) -> list:
         return [StageWriter(), FenceOrigin(), CatchUp(), Promote(), ReverseSlot(), RouteWrites(), ReverseStream(),
-                Rehome(), WatchPlayers()]
+                Rehome(), WatchPlayers(settle_share=SETTLE_SHARE)]
 
     def verify(self, target: Target) -> list[Check]:
         def one_writer(t: Target) -> CheckResult:

@@ -25,6 +25,7 @@ from migrate.errors import VerifyFailed
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.phasekit.schema_steps import (ApplyRevision, apps_breaking_at, branch_applied_check, schema_of,
                                            squawk_check, wait_for_secondaries)
+from migrate.phasekit.players_gate import WatchPlayers
 from migrate.providers.schema_source import branch_revisions
 
 BRANCH = "expand"
@@ -114,7 +115,7 @@ class ExpandSchema:
 
     def steps(self, target: Target) -> list:
         # from the migrations the app ships, so a plan lists them before anything is connected
-        return [ApplyRevision(r, BRANCH) for r in branch_revisions(BRANCH)] + [BackfillHandleClaims()]
+        return [ApplyRevision(r, BRANCH) for r in branch_revisions(BRANCH)] + [BackfillHandleClaims(), WatchPlayers()]
 
     def verify(self, target: Target) -> list[Check]:
         return [Check("expand-head-applied", "expand@head is applied on the writer", "resume",

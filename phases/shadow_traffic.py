@@ -37,6 +37,7 @@ from migrate.providers.shadow import (
     ShadowMirror,
 )
 from migrate.phasekit.checks import lag_within_budget
+from migrate.phasekit.players_gate import WatchPlayers
 
 GATE = "shadow-diff"
 
@@ -369,7 +370,7 @@ class ShadowTraffic:
         ]
 
     def steps(self, target: Target):
-        return [StartMirror(), Observe(), Report()]
+        return [StartMirror(), Observe(), Report(), WatchPlayers()]
 
     def verify(self, target: Target) -> list[Check]:
         return [

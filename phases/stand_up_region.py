@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from migrate.phasekit.checks import geography_routing
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
+from migrate.phasekit.players_gate import WatchPlayers
 from migrate.errors import VerifyFailed
 from migrate.providers.terraform_commands import destroy_command, terraform_commands
 
@@ -314,7 +315,7 @@ class StandUpRegion:
 
     def steps(self, target: Target):
         return [RegionInfra(), Cache(), AssetsBucket(), DeployApi(), HealthCheck(), GeographyRouting(),
-                DnsWeightZero()]
+                DnsWeightZero(), WatchPlayers(lag=False)]
 
     def verify(self, target: Target) -> list[Check]:
         return [

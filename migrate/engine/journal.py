@@ -72,6 +72,7 @@ class PhaseState:
     last_error: str | None = None
     updated_at: datetime | None = None
     gates: list[dict[str, Any]] = field(default_factory=list)
+    started_at: datetime | None = None  # when its current attempt first ran (a resume keeps it; a rollback ends it)
 
     def step(self, step_id: str) -> StepState:
         return self.steps.setdefault(step_id, StepState())
@@ -126,6 +127,8 @@ def fold(events: Iterable[Event]) -> JournalState:
             continue
         ps = state.phase(ev.phase, ev.region)
         ps.updated_at = ev.at
+        if ev.kind == RUN_STARTED and (ps.started_at is None or ps.status in ("rolled-back", "succeeded")):
+            ps.started_at = ev.at
         if ev.kind in _RUN_STATUS:
             ps.status = _RUN_STATUS[ev.kind]
             ps.last_run_id = ev.run_id or ps.last_run_id

@@ -14,7 +14,8 @@ How DNS records map to regions (the contract the load generator and the phases r
   "us-east-1-apac-weighted" (Weight 0..255), later "ap-northeast-1-apac-latency" (Region). Identifiers
   are unique across the whole zone because moto deletes records by SetIdentifier alone (DESIGN §9).
   `region_of_record` maps a record to its region by SetIdentifier prefix, else by value.
-- TTL is `LAB_TTL_SECONDS` (5 s) in the lab.
+- TTL is `LAB_TTL_SECONDS` (5 s) in the lab, or `MIGRATE_LAB_DNS_TTL` where only the mechanics
+  matter (the test suite: every bake first waits one TTL for resolvers to follow a change).
 - Each region's record carries the Route 53 health check of that region's app, found by
   CallerReference `lab-api-<region>` (`health_check_reference`): Type HTTP, IPAddress 127.0.0.1,
   Port = the region's app port (what its load balancer exposes; every player link forwards there),
@@ -48,11 +49,23 @@ from migrate.lab.topology import REGIONS, SOURCE_REGION, LabTopology
 ZONE_NAME = fqdn(HOSTED_ZONE)  # as Route 53 lists them
 API_NAME = fqdn(names.API_NAME)
 LB_DOMAIN = "lb.game.example"
-LAB_TTL_SECONDS = 5
+LAB_TTL_SECONDS = 5  # as short as a real record's TTL would be
+TTL_VARIABLE = "MIGRATE_LAB_DNS_TTL"
 MOTO_PROCESS = "moto"
 FAKE_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 CLIENT_REGION = "us-east-1"  # Route 53 is global; S3 buckets name their region themselves
 ZONE_REFERENCE = "lab-zone-game-example"
+
+
+def lab_ttl_seconds() -> int:
+    """The TTL of the lab's records: LAB_TTL_SECONDS, or MIGRATE_LAB_DNS_TTL (whole seconds ≥ 1) when set."""
+    raw = os.environ.get(TTL_VARIABLE)
+    if raw is None:
+        return LAB_TTL_SECONDS
+    if not raw.strip().isdigit() or int(raw) < 1:
+        raise LabError(f"{TTL_VARIABLE}={raw!r}: must be a whole number of seconds ≥ 1",
+                       hint=f"unset it for the lab's {LAB_TTL_SECONDS} s")
+    return int(raw)
 
 # Small objects every region's bucket starts with: name → (content type, body).
 ASSETS: dict[str, tuple[str, bytes]] = {

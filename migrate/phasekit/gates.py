@@ -10,7 +10,8 @@ Rules, in the order they are applied:
   above its ceiling.
 - Otherwise Inconclusive when anything needed is missing: a region that should carry players saw no
   request, a geography has fewer than `min_samples` requests or no p95, a geography has no ceiling,
-  the replication lag is unknown. No data is Inconclusive, never Pass.
+  the replication lag is unknown (where a replica is in play: `Measurements.lag_judged`). No data is
+  Inconclusive, never Pass.
 - Otherwise Pass.
 Fail wins over Inconclusive: a broken threshold is a failure even when another figure is missing."""
 
@@ -147,7 +148,9 @@ def evaluate(m: Measurements, t: Thresholds, *, partial: bool = False) -> GateRe
 
     lag = m.replication_lag_seconds
     lag_name = f"{m.lag_region} replication lag" if m.lag_region else "replication lag"
-    if lag is None or (isinstance(lag, float) and math.isnan(lag)):
+    if not m.lag_judged:
+        pass  # no replica in play (a region not attached yet, a schema change): nothing lags
+    elif lag is None or (isinstance(lag, float) and math.isnan(lag)):
         missing.append(f"{lag_name} unknown")
     elif lag > t.replication_lag_seconds_max:
         failures.append(f"{lag_name} {lag:.2f} s > {t.replication_lag_seconds_max:g} s")

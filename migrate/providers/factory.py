@@ -79,7 +79,7 @@ def route_lab_api(topology) -> list[str]:
     `lab_up` (migrate.lab.world), which sits below the providers."""
     from migrate.lab import aws_world
     from migrate.names import API_NAME, SOURCE_REGION
-    from migrate.providers.aws.dns import LAB_TTL_SECONDS, Route53Dns
+    from migrate.providers.aws.dns import Route53Dns
     from migrate.providers.protocols import ApiEndpoint
 
     port = topology.app_ports[SOURCE_REGION]
@@ -96,7 +96,7 @@ def route_lab_api(topology) -> list[str]:
     if front["pools_created"] or front["front_changed"]:
         actions.append(f"routed {API_NAME} per geography (geolocation → " + ", ".join(
             f"{geo}: {pool}" for geo, pool in sorted(front["front"].items())) + f"), each pool CNAME "
-            f"{aws_world.lb_name(SOURCE_REGION)} weight 100, TTL {LAB_TTL_SECONDS} s")
+            f"{aws_world.lb_name(SOURCE_REGION)} weight 100, TTL {dns.record_ttl()} s")
     return actions
 
 

@@ -120,6 +120,7 @@ class Measurements:
     unreachable: Mapping[str, str] = field(default_factory=dict)  # "<region> from <geography>" → why
     window_seconds: float = 0.0  # how long the window measured
     notes: tuple[str, ...] = ()  # context for the operator (counter resets, estimates)
+    lag_judged: bool = True  # False: the change has no replica in play (a window planned with no lag_region)
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class WindowPlan:
     routing: Routing  # how the shifted geography's pool routes its players now
     geographies: tuple[str, ...]  # player geographies to report a p95 for
     mix: Mapping[str, float]  # geography → share of players (the spec's traffic_mix)
-    lag_region: str | None  # whose replication lag to sample (the target's secondary)
+    lag_region: str | None  # whose replication lag to sample (the target's secondary); None: no replica in play, not judged
     routes: Mapping[str, Routing] = field(default_factory=dict)  # geography → its pool's routing (absent: `routing`)
 
     def route_of(self, geography: str) -> Routing:

@@ -198,3 +198,20 @@ def test_migrate_abort_at_names_the_checkpoint_an_abort_lands_in_and_is_honoured
     assert outcome.status == "aborted"
     assert "apply:c" not in world.calls and world.present == set()
     assert kinds(store)[-1] == (journal.ROLLBACK_SUCCEEDED, None)
+
+
+def test_a_phase_attempt_starts_at_its_first_run_a_resume_keeps_that_start_and_a_rollback_ends_it(store):
+    def started_at():
+        return journal.fold(store.events(ENV.name)).phase("attach-secondary", "ap-northeast-1").started_at
+
+    world = World(fail_next={"b": ProviderError("disk full")})  # the first run fails at b; the second resumes
+    with pytest.raises(StepFailed):
+        make_runner(store, FakePhase(world)).apply()
+    first = started_at()
+    runner = make_runner(store, FakePhase(world), run_id="resume")
+    runner.apply()
+    assert started_at() == first and runner.target.state.started_at == first  # what watch-players judges from
+    make_runner(store, FakePhase(world), run_id="rb").rollback()
+    again = make_runner(store, FakePhase(world), run_id="again")
+    again.apply()
+    assert started_at() > first and again.target.state.started_at > first  # a new attempt, a new window

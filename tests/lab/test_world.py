@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from migrate.errors import LabError
-from migrate.lab import processes
-from migrate.lab.aws_world import (API_NAME, LAB_TTL_SECONDS, bucket_name, lab_aws_clients, lb_name,
+from migrate.lab import aws_world, processes
+from migrate.lab.aws_world import (API_NAME, bucket_name, lab_aws_clients, lb_name,
                                    pool_name, probe_health, region_of_record, set_identifier, zone_id)
 from migrate.lab.load.resolver import Resolver, route53_client
 from migrate.lab.pg import free_port, port_open
@@ -129,7 +129,7 @@ def test_route53_routes_each_geography_to_a_pool_holding_us_east_1_with_its_heal
         record = records[0]
         assert record["Type"] == "CNAME"
         assert record["SetIdentifier"] == set_identifier(US, geography=geography) == f"us-east-1-{geography}-weighted"
-        assert record["Weight"] == 100 and record["TTL"] == LAB_TTL_SECONDS
+        assert record["Weight"] == 100 and record["TTL"] == aws_world.lab_ttl_seconds()
         assert record["ResourceRecords"] == [{"Value": lb_name(US)}]
         assert region_of_record(record) == US
     check = aws.route53.get_health_check(HealthCheckId=record["HealthCheckId"])["HealthCheck"]

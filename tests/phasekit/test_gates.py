@@ -191,3 +191,11 @@ def test_a_partial_window_is_held_to_the_spec_ceiling_and_only_the_whole_window_
     disaster = replace(transient, geographies=(GeographyLatency("apac", 300, 40.0), GeographyLatency("na", 100, 39.0),
                                                GeographyLatency("eu", 43, 900.0)))
     assert evaluate(disaster, t, partial=True).verdict == FAIL
+
+
+def test_a_window_with_no_replica_in_play_does_not_wait_for_a_lag_but_one_with_a_replica_does():
+    no_lag = healthy(replication_lag_seconds=None, lag_region=None)
+    assert evaluate(no_lag, T).verdict == INCONCLUSIVE  # a replica was in play and its lag is unknown
+    assert evaluate(replace(no_lag, lag_judged=False), T).verdict == PASS  # stand-up, a schema change
+    assert evaluate(replace(no_lag, lag_judged=False, geographies=(GeographyLatency("apac", 1800, 900.0),)),
+                    T).verdict == FAIL  # the players are still judged

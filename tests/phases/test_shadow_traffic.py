@@ -31,7 +31,7 @@ pytestmark = pytest.mark.lab
 
 REGION = "ap-northeast-1"
 PHASE = "shadow-traffic"
-STEP_IDS = ["start-mirror", "observe", "report"]
+STEP_IDS = ["start-mirror", "observe", "report", "watch-players"]
 MIN_SAMPLES = 20
 APAC = {"X-Player-Geo": "apac"}
 LAB_SHADOW = """[environments.lab.shadow]

@@ -10,8 +10,8 @@ generator resolving api.game.example with the TTL and health checks, gates from 
 - Chaos: Tokyo's app is killed during the 100 % step under load: the gate fails, routing is back at the
   last passed step (50 %) without a human, no acknowledged write is lost, the error burst is reported.
 
-No timing is a pass/fail threshold here; the lab spec is shortened (schedule 50 → 100, bake 8 s > TTL
-5 s, min_samples 5, p95 ceilings far out of the way: the tests pin the mechanics, bench/ the figures).
+No timing is a pass/fail threshold here; the lab spec is shortened (schedule 50 → 100, bake = the lab's
+TTL + 3 s (make test runs this module with a 2 s TTL: MIGRATE_LAB_DNS_TTL), min_samples 5, p95 ceilings far out of the way: the tests pin the mechanics, bench/ the figures).
 The journal is read in-process (tests/phases/harness.py); `migrate` runs as a subprocess where the
 process boundary is the point (a SIGKILL, an abort from a second terminal, exit codes)."""
 
@@ -31,6 +31,7 @@ import pytest
 from migrate.lab.load.resolver import Resolver, route53_client
 from migrate.lab.load.runner import start_load
 from migrate.lab import aws_world, processes, world
+from migrate.lab.aws_world import lab_ttl_seconds
 from migrate.engine import services
 from tests.cli_helpers import envelope, migrate, start_migrate
 from tests.phases import harness
@@ -60,7 +61,8 @@ def shift_spec(lab_spec) -> Path:
     text = _sub(r"^shift_schedule = .*$", "shift_schedule = [50, 100]", text)
     lab_env = text.index("[environments.lab.timings]")
     head, tail = text[:lab_env], text[lab_env:]
-    tail = _sub(r"^bake_seconds = \S+", "bake_seconds = 8", tail)  # > the lab's TTL of 5 s
+    # the first TTL of a bake settles, the 3 s after it are the gate window (RATE fills min_samples there)
+    tail = _sub(r"^bake_seconds = \S+", f"bake_seconds = {lab_ttl_seconds() + 3}", tail)
     text = head + tail
     gates = text.index("[gates]")
     head, tail = text[:gates], text[gates:]

@@ -54,7 +54,6 @@ log = logging.getLogger(__name__)
 
 ZONE_NAME = fqdn(HOSTED_ZONE)
 AWS_TTL_SECONDS = 60
-LAB_TTL_SECONDS = 5
 CONTROL_REGION = "us-east-1"  # Route 53 is global; its API lives in us-east-1
 ALIAS_STYLE, CNAME_STYLE = "alias", "cname"
 HEALTH_CHECK_GONE = frozenset({"NoSuchHealthCheck"})
@@ -173,7 +172,7 @@ class Route53Dns:
 
         settings: dict[str, Any] = {
             "clients": lab_clients(moto_endpoint), "endpoint_url": moto_endpoint, "zone_name": aws_world.ZONE_NAME,
-            "record_name": aws_world.API_NAME, "ttl": aws_world.LAB_TTL_SECONDS, "record_style": CNAME_STYLE,
+            "record_name": aws_world.API_NAME, "ttl": aws_world.lab_ttl_seconds(), "record_style": CNAME_STYLE,
             "cname_target": aws_world.lb_name("{region}"), "set_identifier": aws_world.set_identifier("{region}"),
             "latency_set_identifier": aws_world.set_identifier("{region}", "latency"),
             "caller_reference": aws_world.health_check_reference("{region}"),

@@ -80,7 +80,7 @@ class CloudWatchMetricsWindow:
         if window < 60:
             notes.append(f"window of {window:.0f} s: CloudWatch has one-minute resolution")
         return Measurements(tuple(regions), tuple(geographies), lag, self.plan.lag_region, unreachable, window,
-                            tuple(notes))
+                            tuple(notes), lag_judged=self.plan.lag_region is not None)
 
     def close(self) -> None:
         pass

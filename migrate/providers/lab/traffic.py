@@ -303,7 +303,8 @@ class LabMetricsWindow:
             if lag is None and self.lag_states:
                 notes.append(f"replication lag unknown: {', '.join(sorted(set(self.lag_states)))}")
             return Measurements(tuple(regions), tuple(geographies), lag, self.plan.lag_region, unreachable,
-                                time.monotonic() - self.opened, tuple(dict.fromkeys(notes)))
+                                time.monotonic() - self.opened, tuple(dict.fromkeys(notes)),
+                                lag_judged=self.plan.lag_region is not None)
 
     def _fraction(self, geography: str, region: str) -> float:
         """The share of `region`'s requests that come from `geography`'s players."""

@@ -8,11 +8,14 @@ import pytest
 from botocore.stub import ANY
 
 from migrate.errors import ProviderError
+from migrate.lab.aws_world import lab_ttl_seconds
 from migrate.providers.factory import route_lab_api
 from migrate.providers.aws.dns import Route53Dns, fqdn, from_spec
 from migrate.providers.protocols import ApiEndpoint, Dns
 
 from .conftest import FRANKFURT, LAB_PORTS, SOURCE, TOKYO, StubbedClients, lab_endpoint
+
+TTL = lab_ttl_seconds()  # the lab's, as the test run sets it (tests/conftest.py)
 
 
 @pytest.fixture
@@ -81,7 +84,7 @@ def test_set_weight_zero_then_ten_is_reflected_in_weights(lab_dns, aws, zone):
     (record,) = records(aws, zone)
     # Exactly the lab's record shape (aws_world.ensure_weighted_record).
     assert record["Type"] == "CNAME"
-    assert record["TTL"] == 5
+    assert record["TTL"] == TTL
     assert record["ResourceRecords"] == [{"Value": "ap-northeast-1.lb.game.example"}]
     assert record["HealthCheckId"] == check_id
 
@@ -163,7 +166,7 @@ def test_from_spec_for_the_lab(moto, zone):
     env = type("Env", (), {"kind": "lab"})()
     topology = type("Topology", (), {"moto_endpoint": moto})()
     dns = from_spec(None, env, None, topology=topology, poll_interval=0)
-    assert (dns.ttl, dns.record_style, dns.record_name) == (5, "cname", "api.game.example.")
+    assert (dns.ttl, dns.record_style, dns.record_name) == (TTL, "cname", "api.game.example.")
     dns.set_weight(TOKYO, 0, lab_endpoint(TOKYO))
     assert dns.weights() == {TOKYO: 0}
     with pytest.raises(ProviderError, match="topology"):

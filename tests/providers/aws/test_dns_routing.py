@@ -9,11 +9,14 @@ import pytest
 from botocore.stub import ANY
 
 from migrate.errors import ProviderError
+from migrate.lab.aws_world import lab_ttl_seconds
 from migrate.providers.aws.dns import Route53Dns
 from migrate.providers.protocols import ApiEndpoint
 from migrate.providers.traffic import TrafficDns
 
 from .conftest import FRANKFURT, LAB_PORTS, SOURCE, TOKYO, StubbedClients, lab_endpoint
+
+TTL = lab_ttl_seconds()  # the lab's, as the test run sets it (tests/conftest.py)
 
 
 @pytest.fixture
@@ -32,9 +35,9 @@ def api_records(aws, zone):
 
 def test_the_adapter_has_the_traffic_abilities(lab_dns):
     dns: TrafficDns = lab_dns
-    assert dns.record_ttl() == 5
+    assert dns.record_ttl() == TTL
     routing = dns.routing()
-    assert (routing.weights, routing.latency, routing.ttl_seconds) == ({SOURCE: 100, TOKYO: 0}, (), 5)
+    assert (routing.weights, routing.latency, routing.ttl_seconds) == ({SOURCE: 100, TOKYO: 0}, (), TTL)
     assert routing.health_checks == {r: lab_dns.health_check_id(r) for r in (SOURCE, TOKYO)}
     assert dns.routing().mode == "weighted" and dns.routing().serving() == (SOURCE,)
 
@@ -64,7 +67,7 @@ def test_swap_to_latency_records_with_health_checks_and_back(lab_dns, aws, zone)
     records = api_records(aws, zone)
     assert set(records) == {"us-east-1-latency", "ap-northeast-1-latency"}  # no weighted record left
     tokyo = records["ap-northeast-1-latency"]
-    assert (tokyo["Type"], tokyo["Region"], tokyo["TTL"]) == ("CNAME", TOKYO, 5)
+    assert (tokyo["Type"], tokyo["Region"], tokyo["TTL"]) == ("CNAME", TOKYO, TTL)
     assert tokyo["ResourceRecords"] == [{"Value": "ap-northeast-1.lb.game.example"}]
     assert tokyo["HealthCheckId"] == lab_dns.health_check_id(TOKYO)
     routing = lab_dns.routing()
@@ -80,7 +83,7 @@ def test_swap_to_latency_records_with_health_checks_and_back(lab_dns, aws, zone)
     records = api_records(aws, zone)
     assert set(records) == {"us-east-1-weighted", "ap-northeast-1-weighted"}
     assert records["ap-northeast-1-weighted"]["HealthCheckId"] == lab_dns.health_check_id(TOKYO)
-    assert records["ap-northeast-1-weighted"]["TTL"] == 5
+    assert records["ap-northeast-1-weighted"]["TTL"] == TTL
     assert lab_dns.routing().weights == {SOURCE: 50, TOKYO: 50} and lab_dns.routing().latency == ()
 
 
