@@ -20,7 +20,8 @@ import redis
 from app.match_claims import APPLY, CLAIM
 from migrate.engine import services
 from migrate.lab.topology import SOURCE_REGION
-from migrate.providers.lab.home_serving import LabHomeServing, prefix
+from migrate.providers.home_cache import prefix
+from migrate.providers.lab.home_serving import LabHomeServing
 from migrate.providers.lab.home_writers import LabHomeWriters
 from tests.phases import harness
 from tests.phases.cutover_world import CUTOVER, REGION, expanded_lab  # noqa: F401 (a fixture)
