@@ -43,6 +43,11 @@ class Settings(BaseSettings):
                                           "time a region loss re-homes it (a write carrying an older one is refused)")
     home_routing_file: Path | None = Field(
         default=None, description="JSON file with the same map, re-read when it changes")
+    home_routing_parameter: str | None = Field(
+        default=None, description="SSM parameter (in REGION) holding the same map, polled; wins over "
+                                  "HOME_ROUTING_FILE (AWS: every task of the region reads one map)")
+    home_routing_poll_seconds: float = Field(default=5.0, gt=0, le=60,
+                                             description="how often HOME_ROUTING_PARAMETER is read (jittered)")
     internal_port: int | None = Field(
         default=None, ge=1, le=65535, description="port of the internal listener: /metrics and /internal/* "
                                                   "answer only there (404 on the public port); none: nowhere")

@@ -5,6 +5,7 @@ handlers through the `runtime` dependency."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.config import Settings
 from app.metrics import Metrics
 from app.pools import ReaderRouter, WriterRouter, new_pool, open_pool
-from app.watched import WatchedJson
+from app.watched import WatchedJson, WatchedParameter
 
 
 @dataclass
@@ -31,7 +32,8 @@ class Runtime:
     redis: aioredis.Redis
     http: httpx.AsyncClient
     clock: Callable[[], float] = time.time
-    home_routing_file: WatchedJson = field(default_factory=lambda: WatchedJson(None))
+    # the home routing map an operator rewrites: HOME_ROUTING_PARAMETER, else HOME_ROUTING_FILE (None: the setting)
+    home_routing_source: WatchedJson | WatchedParameter | None = None
     writers: WriterRouter | None = None  # a home's own writer once cutover moved it (None: `writer` for all)
     extras: dict = field(default_factory=dict)  # per-module state (scripts, peer cache)
 
@@ -48,13 +50,23 @@ class Runtime:
             socket_connect_timeout=settings.redis_timeout_seconds, health_check_interval=30)
         http = httpx.AsyncClient(timeout=settings.peer_timeout_seconds, transport=peer_transport,
                                  headers={"user-agent": f"game-api/{settings.app_version} ({settings.region})"})
-        return cls(settings=settings, metrics=metrics, writer=writer, readers=readers, redis=client,
+        routing = home_routing_source(settings)
+        if isinstance(routing, WatchedParameter):
+            # read before the first request: a task that served by identity until its first poll would
+            # send a cut-over home's writes to the origin
+            await asyncio.to_thread(routing.refresh)
+        made = cls(settings=settings, metrics=metrics, writer=writer, readers=readers, redis=client,
                    http=http, clock=clock or time.time,
-                   home_routing_file=WatchedJson(settings.home_routing_file),
-                   writers=WriterRouter(settings, writer))
+                   home_routing_source=routing, writers=WriterRouter(settings, writer))
+        if isinstance(routing, WatchedParameter):
+            made.extras["home_routing_poll"] = asyncio.get_running_loop().create_task(routing.run())
+        return made
 
     async def close(self) -> None:
         """Close everything start() opened."""
+        poll = self.extras.pop("home_routing_poll", None)
+        if poll is not None:
+            poll.cancel()
         await self.http.aclose()
         await self.redis.aclose()
         await self.readers.close()
@@ -63,7 +75,8 @@ class Runtime:
         await self.writer.close(timeout=1.0)
 
     def _route(self, home_region: str) -> tuple[str, int]:
-        routing = self.home_routing_file.get() if self.settings.home_routing_file else self.settings.home_routing
+        source = self.home_routing_source
+        routing = source.get() if source is not None else self.settings.home_routing
         target = routing.get(home_region, home_region)
         if isinstance(target, str):
             return target, 1
@@ -79,6 +92,16 @@ class Runtime:
     def home_epoch(self, home_region: str) -> int:
         """How many times `home_region`'s players have been re-homed by a region loss, plus one."""
         return self._route(home_region)[1]
+
+
+def home_routing_source(settings: Settings) -> WatchedJson | WatchedParameter | None:
+    """Where the home routing map is read from: HOME_ROUTING_PARAMETER (polled), HOME_ROUTING_FILE, or
+    None (the HOME_ROUTING setting)."""
+    if settings.home_routing_parameter:
+        return WatchedParameter(settings.home_routing_parameter, settings.region, settings.home_routing_poll_seconds)
+    if settings.home_routing_file:
+        return WatchedJson(settings.home_routing_file)
+    return None
 
 
 def runtime(request: Request) -> Runtime:

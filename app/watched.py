@@ -111,6 +111,11 @@ class WatchedParameter:
                 connect_timeout=3, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}))
         return self._client
 
+    @property
+    def error(self) -> str | None:
+        """Why the last read failed (the value in use is then the last good one); None when it succeeded."""
+        return self._error
+
     def _report(self, error: str | None) -> None:
         """Log a failure once when it starts and once when it ends, not on every poll."""
         if error != self._error:

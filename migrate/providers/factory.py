@@ -53,24 +53,30 @@ def build_providers(spec, env) -> Providers:
     from migrate.providers.aws import metrics, shadow
     from migrate.providers.aws.global_database import AwsGlobalDatabase
 
+    from migrate.providers.aws.home_serving import AwsHomeServing
+
     aws_side = stand_up_providers(spec, env, repo_root)
     global_database = AwsGlobalDatabase.from_spec(spec, env.aws)
+    access = _aws_database_access(spec, env, global_database)
+    regions = (spec.source_region, *(r for r in spec.regions if r != spec.source_region))
     return Providers(global_database=global_database, origin_failover=global_database,
-                     schema=_aws_schema(spec, env, global_database),
+                     schema=access.schema_store() if access else None,
+                     home_serving=AwsHomeServing(regions, global_database.clients,
+                                                 origin_dsn=access.writer_dsn if access else None),
                      shadow=shadow.from_spec(spec, env, repo_root, runtime=aws_side["runtime"]),
                      traffic_metrics=metrics.from_spec(spec, env, repo_root, dns=aws_side["dns"]), **aws_side)
 
 
-def _aws_schema(spec, env, global_database):
-    """The Aurora writer's schema, with the credentials in [environments.NAME.aws] database_secret_id
+def _aws_database_access(spec, env, global_database):
+    """Access to the Aurora writer with the credentials in [environments.NAME.aws] database_secret_id
     (read from Secrets Manager on first use); None when the spec names no secret (the schema phases then
-    refuse in one line)."""
+    refuse in one line, and moving a home's cache state says what is missing)."""
     from migrate.providers.aws.database_access import DatabaseAccess
 
     if not env.aws.database_secret_id:
         return None
     return DatabaseAccess(global_database.clients, global_database.source_region, env.aws.database_secret_id,
-                          env.aws.database_name, global_database.writer_address).schema_store()
+                          env.aws.database_name, global_database.writer_address)
 
 
 def route_lab_api(topology) -> list[str]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 
+import boto3
 import pytest
 import redis
 from fastapi.testclient import TestClient
@@ -14,6 +16,7 @@ from app.main import create_app
 from app.ranking import MAX_PACKED, MAX_SCORE, MAX_TIME_OFFSET, TIME_EPOCH, Entry, member, merge, pack, unpack, utc
 from migrate.lab.pg import free_port
 from tests.app.conftest import AP, EU, US, Clock, internal, login, serve, settings_for
+from tests.providers.aws.conftest import moto, moto_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.lab
 
@@ -190,3 +193,29 @@ def test_global_board_merges_peers_and_flags_a_missing_one(db, redis_url, start_
         assert [e["player_id"] for e in full["entries"]] == [22, 2]
         metrics = us.get(internal("/metrics")).text
         assert f'app_peer_fetches_total{{outcome="error",peer="{EU}"}}' in metrics
+
+
+def test_on_aws_every_task_follows_the_home_routing_parameter_read_before_its_first_request(
+        make_client, moto, monkeypatch):
+    """HOME_ROUTING_PARAMETER (app/runtime.home_routing_source): moto's SSM stands for the region's; the
+    map is read as the task starts (a task serving by identity until its first poll would send a cut-over
+    home's writes to the origin), then polled."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+    ssm = boto3.client("ssm", region_name=US, endpoint_url=moto)
+    name = "/game/us-east-1/api/home-routing"
+    ssm.put_parameter(Name=name, Value=json.dumps({AP: US}), Type="String")
+    app = make_client(US, home_routing_parameter=name, home_routing_poll_seconds=0.1)
+    auth = login(app, 25)  # homed in Tokyo
+    assert app.post("/v1/scores", json={"score": 1}, headers=auth).status_code == 200  # from the first request
+    ssm.put_parameter(Name=name, Value=json.dumps({AP: AP}), Type="String", Overwrite=True)  # Tokyo's cutover
+    deadline = time.monotonic() + 30
+    while (answer := app.post("/v1/scores", json={"score": 2}, headers=auth)).status_code == 200:
+        assert time.monotonic() < deadline, "the task never polled the new map"
+        time.sleep(0.05)
+    assert answer.status_code == 409 and answer.json()["serving_region"] == AP
+    ssm.put_parameter(Name=name, Value="{broken", Type="String", Overwrite=True)  # a botched write …
+    source = app.app.state.runtime.home_routing_source
+    while source.error is None:  # polled and found unreadable
+        assert time.monotonic() < deadline, "the task never polled the botched map"
+        time.sleep(0.05)
+    assert app.post("/v1/scores", json={"score": 3}, headers=auth).json()["serving_region"] == AP  # … keeps the map

@@ -54,6 +54,10 @@ locals {
     # awslogs ships and CloudWatch turns into Game/Shadow metrics: no CloudWatch permission needed.
     SHADOW_PARAMETER = "${local.ssm_path}/shadow"
     SHADOW_METRICS   = "emf"
+    # the home routing map (which region serves each home, and its epoch): written by `migrate` in every
+    # region at a cutover or a region loss (never by Terraform), read by every task before its first
+    # request and then polled; ReadOwnSsmPath covers it
+    HOME_ROUTING_PARAMETER = "${local.ssm_path}/home-routing"
     # /metrics and /internal/* answer only here, bound to 127.0.0.1 (app/internal.py): no port mapping,
     # so neither the ALB nor anything in the VPC reaches them; a sidecar in the task can.
     INTERNAL_PORT = tostring(var.api_internal_port)

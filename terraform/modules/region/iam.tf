@@ -4,7 +4,8 @@
 #   task execution role  pull the API image from its one ECR repository, write the API log group,
 #                        read the API's secrets under the region's SSM path (for ECS `secrets`)
 #   task role            what the running API may do: read its own prefix of the assets bucket and
-#                        its own SSM path (which holds shadow-traffic's switch, <ssm_path>/shadow);
+#                        its own SSM path (which holds shadow-traffic's switch, <ssm_path>/shadow,
+#                        and the home routing map, <ssm_path>/home-routing);
 #                        nothing else
 #   replication role     S3 copies objects from the source bucket into this region's bucket
 #   flow logs role       VPC flow logs write to their log group
