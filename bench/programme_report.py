@@ -168,7 +168,7 @@ def render(report: dict[str, Any]) -> str:
             cells = " ".join(f"{_ms(p[geo][kind]):>14}" for _, p in stages)
             lines.append(f"  {geo:9} {kind:20} {cells}")
     lines.append("p95 per geography (all requests, ms) while each phase ran (* = worse than the recorded baseline "
-                 "+ [gates] baseline_slack_ms; the gates judge shift-traffic's bakes and cutover's watch-players):")
+                 "+ [gates] baseline_slack_ms; shift-traffic's bakes and every other phase's watch-players judge it):")
     for p in report["phases"]:
         label = p["phase"] + (f" {p['region']}" if p["region"] else "")
         cells = "  ".join(f"{g} {_ms(p['players'][g]['p95_ms'])}{'*' if g in p['worse_than_before'] else ''}"

@@ -36,6 +36,7 @@ from typing import Any
 
 from migrate.errors import VerifyFailed
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
+from migrate.phasekit.players_gate import WatchPlayers
 from migrate.phasekit.schema_steps import (ApplyRevision, apps_breaking_at, branch_applied_check, schema_of,
                                            squawk_check, wait_for_secondaries)
 from migrate.providers.schema_source import branch_revisions
@@ -184,7 +185,7 @@ class ContractSchema:
         ]
 
     def steps(self, target: Target) -> list:
-        return [*(ApplyRevision(r, BRANCH) for r in branch_revisions(BRANCH)), PruneForeignRows()]
+        return [*(ApplyRevision(r, BRANCH) for r in branch_revisions(BRANCH)), PruneForeignRows(), WatchPlayers()]
 
     def verify(self, target: Target) -> list[Check]:
         return [Check("contract-head-applied", "contract@head is applied on the writer", "resume",

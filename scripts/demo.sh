@@ -141,8 +141,8 @@ cat <<MSG
   current copy by the reverse stream (the way back: \`$M phase rollback cutover --region …\`), the
   players' writes were held during the fence and none failed or was lost (the ledger above).
 - Every region runs app v2 since before the first cutover. contract-schema, the point of no return, is
-  left for after a soak (\`$M phase run contract-schema\`; today it changes the origin's schema only,
-  not the home writers': issue 10).
+  left for after a soak (\`$M phase run contract-schema\`: home writers first, then the origin, and
+  each writer's rows of other homes pruned).
 - Game day: Tokyo cut off under load; APAC evacuated to us-east-1, Tokyo's home taken by the origin
   under epoch 2 (sessions refreshed, no login); Tokyo brought back and cut over again; every
   acknowledged write the origin never got is one the return listed (.migrate/gameday.json).

@@ -25,7 +25,7 @@ from tests.phases.harness import PhaseUnderTest
 
 PHASE = "contract-schema"
 REVISIONS = tuple(r.id for r in branch_revisions("contract"))
-STEP_IDS = (*REVISIONS, "prune-foreign-rows")
+STEP_IDS = (*REVISIONS, "prune-foreign-rows", "watch-players")
 CONTRACT_HEAD = REVISIONS[-1]
 EXPAND_HEAD = branch_revisions("expand")[-1].id
 SOURCE = "us-east-1"
