@@ -101,3 +101,23 @@ def test_metrics_and_internal_paths_answer_only_on_the_internal_listener(served,
     log = (tmp_path / "uvicorn.log").read_text()
     assert "ready" in log  # the app's own lines are there
     assert token not in log and not any(secret in log for secret in KEYS.values())
+
+
+def test_the_listeners_connections_send_small_writes_at_once():
+    """app/__main__._listen: the connections it accepts have Nagle off (TCP_NODELAY) and say TCP, so
+    asyncio keeps it off too: a response's headers and body, written apart, never wait for the client's
+    delayed ACK (+40 ms on about one request in ten before the fix)."""
+    import socket
+
+    from app.__main__ import _listen
+
+    listener = _listen("127.0.0.1", free_port())
+    listener.listen(1)
+    client = socket.create_connection(listener.getsockname()[:2])
+    accepted, _ = listener.accept()
+    try:
+        assert accepted.proto == socket.IPPROTO_TCP
+        assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        for s in (accepted, client, listener):
+            s.close()
