@@ -78,6 +78,12 @@ class PhaseState:
         return self.steps.setdefault(step_id, StepState())
 
 
+def begins_attempt(ps: PhaseState) -> bool:
+    """Whether an apply starting now begins a new attempt of the phase (nothing started yet, or the last
+    one rolled back or finished), rather than resuming one: its `started_at` is then now."""
+    return ps.started_at is None or ps.status in ("rolled-back", "succeeded")
+
+
 def target_key(phase: str, region: str | None) -> str:
     return f"{phase}@{region}" if region else phase
 
@@ -127,7 +133,7 @@ def fold(events: Iterable[Event]) -> JournalState:
             continue
         ps = state.phase(ev.phase, ev.region)
         ps.updated_at = ev.at
-        if ev.kind == RUN_STARTED and (ps.started_at is None or ps.status in ("rolled-back", "succeeded")):
+        if ev.kind == RUN_STARTED and begins_attempt(ps):
             ps.started_at = ev.at
         if ev.kind in _RUN_STATUS:
             ps.status = _RUN_STATUS[ev.kind]

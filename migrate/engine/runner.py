@@ -115,7 +115,7 @@ class Runner:
             outcome.duration_s = time.monotonic() - started
             return outcome
 
-        if state.started_at is None or state.status in ("rolled-back", "succeeded"):
+        if journal.begins_attempt(state):
             state.started_at = datetime.now(timezone.utc)  # as the fold will read the RUN_STARTED below
         self.journal(journal.RUN_STARTED, data={"resumed": resumed, "action": "apply"})
         try:

@@ -29,6 +29,7 @@ import redis
 from migrate.errors import ProviderError, TransientProviderError
 from migrate.providers.aws.clients import AwsClients, ClientFactory, call
 from migrate.providers.home_cache import HomeCache
+from migrate.providers.home_routing import entry, read_entry
 
 WHERE = "aws home serving"
 PARAMETER_NOT_FOUND = frozenset({"ParameterNotFound"})
@@ -96,18 +97,8 @@ class AwsHomeServing:
                 errors.append(exc.one_line())
         raise TransientProviderError("no region's SSM answered: " + "; ".join(errors), where=WHERE)
 
-    @staticmethod
-    def _parse(routing: dict[str, Any], home: str) -> tuple[str, int]:
-        """(serving region, epoch) of `home` in one map, as the apps read it (app/runtime.py: a bare
-        region is epoch 1)."""
-        entry = routing.get(home, home)
-        if isinstance(entry, dict):
-            epoch = entry.get("epoch", 1)
-            return str(entry.get("region", home)), epoch if isinstance(epoch, int) and epoch >= 1 else 1
-        return str(entry), 1
-
     def _entry(self, home: str) -> tuple[str, int]:
-        return self._parse(self._current(), home)
+        return read_entry(self._current(), home)
 
     def _every_copy(self, *, may_miss: str | None = None) -> dict[str, dict[str, Any]]:
         """region → its copy of the map (a change compares every copy: a run that died half way through
@@ -124,8 +115,7 @@ class AwsHomeServing:
     def _write(self, copies: dict[str, dict[str, Any]], home: str, region: str, epoch: int, *,
                may_miss: str | None = None) -> None:
         routing = dict(next(iter(copies.values()), {}))
-        # epoch 1 stays a bare region name: the form every app generation reads
-        routing[home] = region if epoch == 1 else {"region": region, "epoch": epoch}
+        routing[home] = entry(region, epoch)
         value = json.dumps(routing, sort_keys=True, separators=(",", ":"))
         for each in self.regions:
             try:
@@ -145,7 +135,7 @@ class AwsHomeServing:
     def serve(self, home: str, region: str) -> None:
         self._known(home, region)
         copies = self._every_copy()
-        entries = {self._parse(c, home) for c in copies.values()}
+        entries = {read_entry(c, home) for c in copies.values()}
         epoch = max(e for _, e in entries)  # the epoch never goes back
         if entries != {(region, epoch)}:
             self._write(copies, home, region, epoch)
@@ -153,7 +143,7 @@ class AwsHomeServing:
     def take_over(self, home: str, region: str, from_epoch: int) -> int:
         self._known(home, region)
         copies = self._every_copy(may_miss=home)  # the home's own region is the one that was lost
-        entries = {self._parse(c, home) for c in copies.values()}
+        entries = {read_entry(c, home) for c in copies.values()}
         epoch = max(e for _, e in entries)
         if epoch > from_epoch and entries == {(region, epoch)}:  # taken over already (a resumed run)
             return epoch

@@ -16,6 +16,7 @@ from migrate.errors import ProviderError
 from migrate.lab.topology import LabTopology
 from migrate.lab.world import HOME_ROUTING, write_atomic
 from migrate.providers.home_cache import HomeCache
+from migrate.providers.home_routing import entry, read_entry
 from migrate.providers.lab.global_database import lab_errors
 
 WHERE = "lab home serving"
@@ -39,17 +40,11 @@ class LabHomeServing:
         return routing
 
     def _entry(self, home: str) -> tuple[str, int]:
-        """(serving region, epoch) of `home` as the apps read it (app/runtime.py: a bare region is epoch 1)."""
-        entry = self._routing().get(home, home)
-        if isinstance(entry, dict):
-            epoch = entry.get("epoch", 1)
-            return str(entry.get("region", home)), epoch if isinstance(epoch, int) and epoch >= 1 else 1
-        return str(entry), 1
+        return read_entry(self._routing(), home)
 
     def _write(self, home: str, region: str, epoch: int) -> None:
         routing = self._routing()
-        # epoch 1 stays a bare region name: the form every app generation reads
-        routing[home] = region if epoch == 1 else {"region": region, "epoch": epoch}
+        routing[home] = entry(region, epoch)
         write_atomic(self.t.home_routing_file, json.dumps(routing, indent=2, sort_keys=True) + "\n")
 
     def serving(self, home: str) -> str:
