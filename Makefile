@@ -31,7 +31,12 @@ $(CHECKOV):
 check-tools:
 	@bash scripts/check-tools.sh
 
+# The project's own modules, compiled up front: every lab test starts `migrate` and app processes by
+# the hundred, and where PYTHONDONTWRITEBYTECODE is set (these machines set it) each would compile
+# every module it imports again (0.1 s of a `migrate status`'s 0.8 s of CPU). Stale files are
+# recompiled by Python as usual: it checks each source's mtime.
 setup: check-tools $(STAMP)
+	@$(BIN)/python -m compileall -q -j 0 app migrate phases bench tests > /dev/null
 
 # In parallel (DESIGN §7): each worker runs its own labs on its own ports. The lab tests mostly wait on
 # WAN delays and bakes, so more workers than cores pay; a module stays on one worker (its fixtures

@@ -10,15 +10,19 @@ label `expand`: additive changes, safe while old app versions run) and contract/
     python -m app.db current DSN
     python -m app.db heads                   python -m app.db sql [START[,START…]:]TARGET   (offline SQL, for squawk)
     python -m app.db branch {expand|contract}   (its revisions, root to head, as JSON)
-    python -m app.db revision {expand|contract} MESSAGE"""
+    python -m app.db revision {expand|contract} MESSAGE
+    python -m app.db serve     (any of the above, one per line on stdin as a JSON list; a JSON reply each)"""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
+from typing import TextIO
 
 import psycopg
 from alembic import command
@@ -135,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     revision_parser = commands.add_parser("revision")
     revision_parser.add_argument("branch", choices=("expand", "contract"))
     revision_parser.add_argument("message")
+    commands.add_parser("serve")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "upgrade":
         upgrade(args.dsn, args.target, lock_timeout_ms=args.lock_timeout_ms)
@@ -149,8 +154,40 @@ def main(argv: list[str] | None = None) -> int:
         print(upgrade_sql(target, start or None))
     elif args.command == "branch":
         print(json.dumps(branch_revisions(args.name)))
+    elif args.command == "serve":
+        return serve()
     else:
         print(new_revision(args.branch, args.message))
+    return 0
+
+
+def serve(requests: TextIO | None = None) -> int:
+    """`serve`: run commands read one per line (a JSON list of arguments, as after `python -m app.db`) and
+    answer each with one line of JSON: {"code", "stdout", "stderr"}, as the command's own process would
+    have exited and printed. Ends at the end of input. A tool that runs many revisions one at a time
+    (each its own resumable step) pays for importing Alembic, about half a second of CPU, once.
+
+    Replies go out on a copy of the original stdout; fd 1 itself is pointed at stderr, so nothing a
+    library prints outside the command's captured output can corrupt a reply."""
+    replies = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    for line in (requests or sys.stdin):
+        if not line.strip():
+            continue
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                args = json.loads(line)
+                if not isinstance(args, list) or not all(isinstance(a, str) for a in args) or args[:1] == ["serve"]:
+                    raise ValueError(f"a request is a JSON list of arguments (not serve), got {line.strip()[:80]!r}")
+                code = main(args)
+            except SystemExit as exc:  # argparse's refusals, as the command line would exit
+                code = exc.code if isinstance(exc.code, int) else 1
+            except Exception:  # noqa: BLE001 - reported as the command's own process would: traceback, exit 1
+                traceback.print_exc()
+                code = 1
+        replies.write(json.dumps({"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}) + "\n")
+        replies.flush()
     return 0
 
 
