@@ -49,6 +49,30 @@ def client_config(endpoint_url: str | None) -> Config:
     return Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
 
 
+_MODELS_LOCK = threading.Lock()
+_MODELS: Any = None  # the first botocore session's data loader, shared by every later one
+
+
+def sharing_models(core: Any) -> Any:
+    """The botocore session `core`, reading AWS's service models through this process's one loader. A
+    botocore session reads and parses every model it is asked for (route53's alone is ~16 ms of CPU),
+    and each adapter and each engine run makes its own session: the models are the same data."""
+    global _MODELS
+    with _MODELS_LOCK:
+        if _MODELS is None:
+            _MODELS = core.get_component("data_loader")
+        else:
+            core.register_component("data_loader", _MODELS)
+    return core
+
+
+def new_session(profile_name: str | None = None) -> boto3.Session:
+    """A boto3 session (the process's credentials chain, or `profile_name`) sharing the process's models."""
+    import botocore.session
+
+    return boto3.Session(botocore_session=sharing_models(botocore.session.get_session()), profile_name=profile_name)
+
+
 class AwsClients:
     """A ClientFactory that creates one client per (service, region) on first use and reuses it."""
 
@@ -65,7 +89,7 @@ class AwsClients:
             if key not in self._clients:
                 try:
                     # One session for all clients: its loaders cache the service models.
-                    self._session = self._session or boto3.Session()
+                    self._session = self._session or new_session()
                     self._clients[key] = self._session.client(
                         service, region_name=region, endpoint_url=self._endpoint_url,
                         config=client_config(self._endpoint_url))
@@ -189,7 +213,7 @@ def lab_clients(endpoint_url: str) -> AwsClients:
         "config_file": (None, None, os.devnull, None),
         "credentials_file": (None, None, os.devnull, None),
     })
-    session = boto3.session.Session(botocore_session=core, **FAKE_CREDENTIALS)
+    session = boto3.session.Session(botocore_session=sharing_models(core), **FAKE_CREDENTIALS)
     return AwsClients(session=session, endpoint_url=endpoint_url)
 
 
@@ -206,7 +230,7 @@ def env_clients(env: Any, topology: Any = None) -> tuple[AwsClients, str | None]
     if endpoint_url:
         return AwsClients(endpoint_url=endpoint_url), endpoint_url
     try:
-        session = boto3.Session(profile_name=aws.profile)
+        session = new_session(aws.profile)
     except BotoCoreError as exc:  # ProfileNotFound and friends: one line, no traceback
         raise ProviderError(f"AWS profile {aws.profile!r} is not usable: {type(exc).__name__}", where="aws",
                             hint="configure it in ~/.aws/config (e.g. aws configure sso)") from None
