@@ -3,6 +3,8 @@ look like from the lab's real processes, the phase as the harness sees it, and t
 
 from __future__ import annotations
 
+import os
+
 import psycopg
 import pytest
 
@@ -13,6 +15,7 @@ from migrate.providers.lab.home_writers import ORIGIN, LabHomeWriters, slot_name
 from migrate.providers.lab.runtime import LabRegionRuntime
 from phases.cutover import PHASE as CUTOVER_PHASE
 from tests.phases import harness
+from tests.phases.conftest import copy_journal
 from tests.phases.harness import PhaseUnderTest
 
 REGION = "ap-northeast-1"
@@ -51,15 +54,13 @@ CUTOVER = PhaseUnderTest("cutover", REGION, STEP_IDS, assert_cut_over, assert_no
 
 
 @pytest.fixture
-def expanded_lab(clean_lab):
-    """The worker's lab with expand-schema applied (the fence trigger, the replica identity); after the
-    test, cutover and expand rolled back, so the lab is as the other modules expect it. Tokyo's cache
+def expanded_lab(expanded_journal, clean_lab):
+    """The worker's lab with expand-schema applied (the fence trigger, the replica identity), on a copy of
+    the module's journal (tests/phases/conftest.py); after the test, cutover rolled back. Tokyo's cache
     is up (re-home moves the home's leaderboard entries and tickets there)."""
+    copy_journal(expanded_journal, os.environ["MIGRATE_STATE"])
     LabRegionRuntime(clean_lab).ensure_cache(REGION)
-    with harness.session() as session:
-        assert services.run_phase(session, "expand-schema", None).status == "succeeded"
     yield clean_lab
     with harness.session() as session:
         services.rollback_phase(session, "cutover", REGION)
-        services.rollback_phase(session, "expand-schema", None)
     assert_nothing_left(clean_lab)
