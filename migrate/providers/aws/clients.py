@@ -7,6 +7,7 @@ everything else ProviderError with one line naming the operation, the region and
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -49,30 +50,6 @@ def client_config(endpoint_url: str | None) -> Config:
     return Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=10, read_timeout=60)
 
 
-_MODELS_LOCK = threading.Lock()
-_MODELS: Any = None  # the first botocore session's data loader, shared by every later one
-
-
-def sharing_models(core: Any) -> Any:
-    """The botocore session `core`, reading AWS's service models through this process's one loader. A
-    botocore session reads and parses every model it is asked for (route53's alone is ~16 ms of CPU),
-    and each adapter and each engine run makes its own session: the models are the same data."""
-    global _MODELS
-    with _MODELS_LOCK:
-        if _MODELS is None:
-            _MODELS = core.get_component("data_loader")
-        else:
-            core.register_component("data_loader", _MODELS)
-    return core
-
-
-def new_session(profile_name: str | None = None) -> boto3.Session:
-    """A boto3 session (the process's credentials chain, or `profile_name`) sharing the process's models."""
-    import botocore.session
-
-    return boto3.Session(botocore_session=sharing_models(botocore.session.get_session()), profile_name=profile_name)
-
-
 class AwsClients:
     """A ClientFactory that creates one client per (service, region) on first use and reuses it."""
 
@@ -89,7 +66,7 @@ class AwsClients:
             if key not in self._clients:
                 try:
                     # One session for all clients: its loaders cache the service models.
-                    self._session = self._session or new_session()
+                    self._session = self._session or boto3.Session()
                     self._clients[key] = self._session.client(
                         service, region_name=region, endpoint_url=self._endpoint_url,
                         config=client_config(self._endpoint_url))
@@ -204,8 +181,12 @@ class AccountGuard:
         self._checked = True
 
 
+@functools.lru_cache(maxsize=8)
 def lab_clients(endpoint_url: str) -> AwsClients:
-    """Clients for a lab's moto server: fake credentials, no retries, nothing read from AWS_PROFILE or ~/.aws."""
+    """Clients for a lab's moto server: fake credentials, no retries, nothing read from AWS_PROFILE or ~/.aws.
+    One set per moto server and process: the clients are thread-safe, nothing in them varies, and each
+    new session parses AWS's service models again (route53's alone is ~16 ms of CPU; every adapter and
+    every engine run asked for its own)."""
     import botocore.session
 
     core = botocore.session.Session(session_vars={
@@ -213,7 +194,7 @@ def lab_clients(endpoint_url: str) -> AwsClients:
         "config_file": (None, None, os.devnull, None),
         "credentials_file": (None, None, os.devnull, None),
     })
-    session = boto3.session.Session(botocore_session=sharing_models(core), **FAKE_CREDENTIALS)
+    session = boto3.session.Session(botocore_session=core, **FAKE_CREDENTIALS)
     return AwsClients(session=session, endpoint_url=endpoint_url)
 
 
@@ -230,7 +211,7 @@ def env_clients(env: Any, topology: Any = None) -> tuple[AwsClients, str | None]
     if endpoint_url:
         return AwsClients(endpoint_url=endpoint_url), endpoint_url
     try:
-        session = new_session(aws.profile)
+        session = boto3.Session(profile_name=aws.profile)
     except BotoCoreError as exc:  # ProfileNotFound and friends: one line, no traceback
         raise ProviderError(f"AWS profile {aws.profile!r} is not usable: {type(exc).__name__}", where="aws",
                             hint="configure it in ~/.aws/config (e.g. aws configure sso)") from None

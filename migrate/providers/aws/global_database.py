@@ -22,7 +22,7 @@ import boto3
 from botocore.exceptions import BotoCoreError
 
 from migrate.errors import ProviderError, TransientProviderError
-from migrate.providers.aws.clients import AwsClients, ClientFactory, call, new_session
+from migrate.providers.aws.clients import AwsClients, ClientFactory, call
 from migrate.providers.protocols import (
     ChunkChecksum,
     CheckpointFn,
@@ -168,7 +168,7 @@ class AwsGlobalDatabase:
         settings.update(overrides)
         if "session" not in settings and "client_factory" not in settings and not endpoint_url:
             try:
-                settings["session"] = new_session(aws.profile)
+                settings["session"] = boto3.Session(profile_name=aws.profile)
             except BotoCoreError as exc:  # ProfileNotFound and friends: one line, no traceback
                 raise ProviderError(f"AWS profile {aws.profile!r} is not usable: {type(exc).__name__}",
                                     where="aws", hint="configure it in ~/.aws/config (e.g. aws configure sso)") from None
