@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,10 @@ class WatchedJson:
         self._stamp: tuple[int, int, int] | None = None
         self._value: dict[str, Any] = {}
         self.loaded = False  # true once the file parsed at least once
+        # FastAPI runs sync dependencies on a thread pool: a request that sees the new stamp while another
+        # is still reading the file must wait for the new value, not take the old one (an epoch-1 write
+        # was accepted after epoch 2 was written, in tests/app/test_home_epochs.py)
+        self._lock = threading.Lock()
 
     def get(self) -> dict[str, Any]:
         """The object; one stat() per call, a read only when the file changed."""
@@ -36,18 +41,19 @@ class WatchedJson:
         except OSError:
             return self._value
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
-        if stamp != self._stamp:
-            self._stamp = stamp
-            try:
-                value = json.loads(Path(self.path).read_text())
-                if not isinstance(value, dict):
-                    raise ValueError("not a JSON object")
-            except (OSError, ValueError) as exc:
-                log.warning("%s: unreadable (%s); keeping the previous value", self.path, exc)
-            else:
-                self._value = value
-                self.loaded = True
-        return self._value
+        with self._lock:
+            if stamp != self._stamp:
+                try:
+                    value = json.loads(Path(self.path).read_text())
+                    if not isinstance(value, dict):
+                        raise ValueError("not a JSON object")
+                except (OSError, ValueError) as exc:
+                    log.warning("%s: unreadable (%s); keeping the previous value", self.path, exc)
+                else:
+                    self._value = value
+                    self.loaded = True
+                self._stamp = stamp  # only now: a reader that sees this stamp gets this file's value
+            return self._value
 
 
 class WatchedParameter:
