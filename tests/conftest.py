@@ -147,6 +147,13 @@ def reset_targets(topology) -> None:
         LabInfrastructure(topology).destroy(region, lambda: None)
 
 
+def point_at(mp: pytest.MonkeyPatch, lab, state: Path, spec: Path) -> None:
+    """Point the engine and every `migrate` the test starts at this lab, this journal and this spec."""
+    mp.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
+    mp.setenv("MIGRATE_STATE", str(state))
+    mp.setenv("MIGRATE_SPEC", str(spec))
+
+
 @pytest.fixture(scope="session")
 def lab_spec(lab):
     """The small-chunk spec beside the session lab (small_spec)."""
@@ -158,8 +165,6 @@ def clean_lab(lab, lab_spec, tmp_path, monkeypatch):
     """The session lab with no secondary attached, a fresh journal, and env vars pointing at them."""
     reset_targets(lab)
     state = tmp_path / "state.db"
-    monkeypatch.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
-    monkeypatch.setenv("MIGRATE_STATE", str(state))
-    monkeypatch.setenv("MIGRATE_SPEC", str(lab_spec))
+    point_at(monkeypatch, lab, state, lab_spec)
     yield lab
     reset_targets(lab)

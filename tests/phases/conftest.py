@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from migrate.engine import services
-from tests.conftest import reset_targets
+from tests.conftest import point_at, reset_targets
 from tests.phases import harness
 
 
@@ -27,9 +27,7 @@ def expanded_journal(lab, lab_spec, tmp_path_factory):
     for every test cost each about 16 Alembic revisions and a backfill."""
     state = tmp_path_factory.mktemp("expanded") / "state.db"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
-        mp.setenv("MIGRATE_STATE", str(state))
-        mp.setenv("MIGRATE_SPEC", str(lab_spec))
+        point_at(mp, lab, state, lab_spec)
         reset_targets(lab)
         with harness.session() as session:
             assert services.run_phase(session, "expand-schema", None).status == "succeeded"

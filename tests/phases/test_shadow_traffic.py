@@ -22,7 +22,7 @@ from migrate.lab.topology import SOURCE_REGION
 from migrate.providers.lab.global_database import LabGlobalDatabase
 from migrate.providers.lab.shadow import LabShadowMirror
 from tests.cli_helpers import envelope, migrate, start_migrate
-from tests.conftest import a_lab, reset_targets, small_spec
+from tests.conftest import a_lab, point_at, reset_targets, small_spec
 from tests.phases import harness
 from tests.phases.harness import PhaseUnderTest
 from migrate.engine import services
@@ -113,9 +113,7 @@ def shadow_env(tokyo, lab, tmp_path, monkeypatch):
     """A fresh journal for each test; the mirror switched off before and after."""
     mirror = LabShadowMirror(lab)
     mirror.stop_mirror(SOURCE_REGION)
-    monkeypatch.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
-    monkeypatch.setenv("MIGRATE_STATE", str(tmp_path / "state.db"))
-    monkeypatch.setenv("MIGRATE_SPEC", str(tokyo["spec"]))
+    point_at(monkeypatch, lab, tmp_path / "state.db", tokyo["spec"])
     yield mirror
     mirror.stop_mirror(SOURCE_REGION)
 

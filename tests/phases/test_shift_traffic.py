@@ -35,7 +35,7 @@ from migrate.lab.aws_world import lab_ttl_seconds
 from migrate.engine import services
 from tests.cli_helpers import envelope, migrate, start_migrate
 from tests.phases import harness
-from tests.conftest import reset_targets
+from tests.conftest import point_at, reset_targets
 
 pytestmark = pytest.mark.latency_gated  # the gates judge the players' p95: run alone (Makefile)
 
@@ -80,9 +80,7 @@ def tokyo(lab, shift_spec, tmp_path_factory):
     that needs it (`ensure_tokyo`); everything the phases made is removed at the end."""
     state = tmp_path_factory.mktemp("shift") / "state.db"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MIGRATE_LAB_DIR", str(lab.lab_dir))
-        mp.setenv("MIGRATE_STATE", str(state))
-        mp.setenv("MIGRATE_SPEC", str(shift_spec))
+        point_at(mp, lab, state, shift_spec)
         reset_targets(lab)
         try:
             yield lab
