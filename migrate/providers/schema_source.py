@@ -4,7 +4,8 @@ subprocess: the tool drives the game's migrations, it does not import the game.
 
 Starting that subprocess costs about half a second of CPU (Python, Alembic), and a schema phase runs
 one revision per step. So one `python -m app.db serve` process answers every command of a `migrate`
-process (one per environment it is asked for), and a command that fails ends it: the next starts clean.
+process. A command asked for in another environment (PG*, GAME_*, PYTHONPATH) replaces it, and a
+command that fails ends it: the next starts clean.
 
 Every command that lists a schema phase's steps (status, plan, each run) needs both branches. The
 listing is therefore kept in the system's temp folder under a digest of every file it is made from
