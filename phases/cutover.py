@@ -8,7 +8,9 @@ Steps, each journaled and resumable:
    every transaction that wrote before the fence. Other homes write on.
 3. catch-up: the marker LSN, read on the origin after the barrier (reading it before lost writes in
    Vitess #16563), and the staged writer replays up to it: it now holds every write of the home.
-4. promote: the staged writer leaves recovery (confirmed, not assumed); the origin's slot for it goes.
+4. promote: the staged writer leaves recovery (confirmed, not assumed) fenced for every home (its own by
+   the origin's fence sequence, replayed; the others by the setting it was staged with); it is then
+   handed its home: the others' sequences set, its own cleared. The origin's slot for it goes.
 5. reverse-slot: on the new writer, the publication of the home's rows (a row filter on home_region)
    and a logical slot: from here on every change the new writer takes is kept for the origin — the
    way back — before routing flips. Local, so it costs the players' stall almost nothing.
@@ -50,7 +52,7 @@ from migrate.phasekit.schema_steps import reached, schema_of
 from migrate.providers.protocols import HomeServing, HomeWriters
 
 ORIGIN = "origin"
-FENCE_REVISION = "e006_write_fence"  # the trigger the fences rely on
+FENCE_REVISION = "e008_fence_sequences"  # the fence trigger and its per-home sequences
 IDENTITY_REVISION = "e005_players_home_index"  # players' replica identity covers home_region
 
 
@@ -109,12 +111,13 @@ class FenceOrigin:
     title: str = "Fence the home's writes at the origin, then the barrier"
 
     def describe(self, target: Target) -> list[str]:
-        return [f"game.fenced_homes += {target.region} on the origin, reloaded; the apps hold that home's writes",
+        return [f"setval('game_fence_{target.region.replace('-', '_')}', 1) on the origin (the next row any transaction "
+                f"writes sees it); the apps hold that home's writes",
                 "barrier: LOCK TABLE players IN SHARE MODE (lock_timeout 2 s) twice, ending transactions "
                 "older than the fence that still block it"]
 
     def describe_undo(self, target: Target) -> list[str]:
-        return [f"game.fenced_homes -= {target.region} on the origin (held writes land there)"]
+        return [f"setval('game_fence_{target.region.replace('-', '_')}', 0) on the origin (held writes land there)"]
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         hw, region = _hw(ctx.target), ctx.target.region

@@ -142,12 +142,12 @@ class ApplyRevision:
         return [r.id for r in branch].index(self.revision.id), applied_upto(branch, reached(schema))
 
     def _needed_by(self, target: Target) -> list[str]:
-        """Applied revisions of other branches that depend on this revision or a later one of its branch."""
+        """Applied revisions of other branches that depend on any revision of this branch: a rollback (last
+        revision first) would stop at that one half way, so it is refused at its first undo, changing nothing."""
         schema = schema_of(target)
-        ids = [r.id for r in schema.branch(self.branch)]
-        from_here, holds = set(ids[ids.index(self.revision.id):]), reached(schema)
+        ours, holds = {r.id for r in schema.branch(self.branch)}, reached(schema)
         return [r.id for name in BRANCHES if name != self.branch for r in schema.branch(name)
-                if r.id in holds and from_here.intersection(r.depends_on)]
+                if r.id in holds and ours.intersection(r.depends_on)]
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
         changed = []

@@ -338,7 +338,7 @@ class HomeWriters(Protocol):
         """Whether the region's home writer runs and is out of recovery (promoted)."""
 
     def promote(self, region: str) -> dict:
-        """Promote the staged writer, confirmed out of recovery; drop the origin's slot for it; idempotent."""
+        """Promote the staged writer, confirmed out of recovery; fence it for the other homes, then unfence its own; drop the origin's slot for it; idempotent."""
 
     def filter_in_replica_identity(self, region: str) -> tuple[bool, str]:
         """(ok, why): a row filter on home_region is allowed on the region's writer (replica identity covers it)."""

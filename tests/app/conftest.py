@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from app.config import Settings
 from app.db import upgrade
+from app.ids import HOME_REGIONS
 from app.main import create_app
 from migrate.lab.pg import PgCluster, free_port, give_to_postgres, run_pg
 from migrate.lab.served import serve  # noqa: F401 (the app tests take it from here)
@@ -228,17 +229,10 @@ def wait_for(cond, what: str, timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def set_fence(server, homes: str) -> None:
-    """What the lab's cutover does: `game.fenced_homes` in an included config file, then a reload.
-    (ALTER SYSTEM refuses a custom setting the server has not loaded a module for.)"""
-    server.write_settings({"game.fenced_homes": f"'{homes}'"}, filename="fence.conf")
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute("SELECT pg_reload_conf()")
-
-
-def wait_until_fence_reads(conn, homes: str) -> None:
-    """Wait (bounded) until this backend has read the reloaded config: a condition, not a sleep."""
-    deadline = time.monotonic() + 30
-    while conn.execute("SELECT coalesce(current_setting('game.fenced_homes', true), '')").fetchone()[0] != homes:
-        assert time.monotonic() < deadline, "the backend never read the reloaded configuration"
-        time.sleep(0.05)
+def set_fence(dsn: str, homes: str) -> None:
+    """What the cutover does (expand e008): each home's fence sequence set, 1 for the homes listed
+    (comma-separated), 0 for the rest. setval() is not transactional: it acts on the next row written."""
+    fenced = set(filter(None, homes.split(",")))
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for home in HOME_REGIONS:
+            conn.execute("SELECT setval(%s, %s)", ("game_fence_" + home.replace("-", "_"), int(home in fenced)))

@@ -9,7 +9,7 @@ import pytest
 
 from app import db
 from migrate.lab.seed import create_schema
-from tests.app.conftest import set_fence, wait_until_fence_reads
+from tests.app.conftest import set_fence
 
 pytestmark = pytest.mark.lab
 
@@ -19,7 +19,7 @@ BASELINE_COLUMNS = [("id", "bigint", "NO", None), ("handle", "text", "NO", None)
             ("updated_at", "timestamp with time zone", "NO", "now()"),
             ("profile", "jsonb", "NO", "'{}'::jsonb")]
 EXPANDED_COLUMNS = BASELINE_COLUMNS + [("home_epoch", "bigint", "NO", "1")]
-EXPAND_HEAD = "e007_handle_claims_sync"
+EXPAND_HEAD = "e008_fence_sequences"
 CONTRACT_HEAD = "c001_drop_handle_claims_sync"
 
 
@@ -49,7 +49,8 @@ def test_upgrade_on_an_empty_database_creates_exactly_the_table(pg_database):
     assert any("UNIQUE" in i and "(id)" in i for i in indexes)
     db.upgrade(pg_database)  # heads: the contract branch too (it depends on expand@head)
     db.upgrade(pg_database)  # idempotent
-    assert db.current(pg_database) == {CONTRACT_HEAD}
+    # contract depends on e007, not on the expand revisions after it: both heads stay in alembic_version
+    assert db.current(pg_database) == {CONTRACT_HEAD, EXPAND_HEAD}
 
 
 def test_baseline_adopts_the_labs_existing_table(pg_database):
@@ -92,8 +93,9 @@ def test_the_expand_branch_downgrades_to_exactly_the_baseline_and_upgrades_again
     expanded = schema_objects(pg_database)
     assert expanded["tables"] == sorted(before["tables"] + [("handle_claims",)])
     assert ("players_home_region_id",) in expanded["indexes"]
-    assert [s for (s,) in expanded["sequences"]] == ["player_ids_ap_northeast_1", "player_ids_eu_central_1",
-                                                     "player_ids_us_east_1"]
+    assert [s for (s,) in expanded["sequences"]] == ["game_cutover_marker", "game_fence_ap_northeast_1", "game_fence_eu_central_1",
+                                                     "game_fence_us_east_1", "player_ids_ap_northeast_1",
+                                                     "player_ids_eu_central_1", "player_ids_us_east_1"]
     assert expanded["triggers"] == [("players_handle_claims_sync",), ("players_write_fence",)]
     with psycopg.connect(pg_database) as conn:  # NOT VALID, then validated by the next revision
         assert conn.execute("SELECT convalidated FROM pg_constraint "
@@ -108,7 +110,7 @@ def test_the_contract_branch_drops_only_the_sync_trigger_and_its_downgrade_puts_
     db.upgrade(pg_database, "expand@head")
     expanded = schema_objects(pg_database)
     db.upgrade(pg_database, "contract@head")
-    assert db.current(pg_database) == {CONTRACT_HEAD}
+    assert db.current(pg_database) == {CONTRACT_HEAD, EXPAND_HEAD}
     contracted = schema_objects(pg_database)
     assert contracted["triggers"] == [("players_write_fence",)]
     assert [f for f in expanded["functions"] if f not in contracted["functions"]] == [("game_handle_claims_sync",)]
@@ -141,7 +143,7 @@ def test_each_home_writer_allocates_ids_from_its_own_block(db):
     assert allocator_region(42) is None
 
 
-def test_the_write_fence_is_inactive_until_set_then_stops_even_an_open_snapshot(db, pg_server):
+def test_the_write_fence_is_inactive_until_set_then_stops_even_an_open_snapshot(db):
     tokyo, virginia = 22, 1  # HOMES in tests/app/conftest.py
     with psycopg.connect(db, autocommit=True) as conn:
         assert conn.execute("SELECT home_region FROM players WHERE id = %s", (tokyo,)).fetchone() == ("ap-northeast-1",)
@@ -150,8 +152,7 @@ def test_the_write_fence_is_inactive_until_set_then_stops_even_an_open_snapshot(
         with psycopg.connect(db) as old:  # a transaction whose snapshot predates the fence
             old.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
             old.execute("SELECT count(*) FROM players").fetchone()
-            set_fence(pg_server, "ap-northeast-1")
-            wait_until_fence_reads(old, "ap-northeast-1")
+            set_fence(db, "ap-northeast-1")
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="ap-northeast-1 are fenced"):
                 old.execute("UPDATE players SET coins = 2 WHERE id = %s", (tokyo,))
         with psycopg.connect(db, autocommit=True) as conn:
@@ -164,7 +165,31 @@ def test_the_write_fence_is_inactive_until_set_then_stops_even_an_open_snapshot(
                     conn.execute(statement, args)
             assert conn.execute("SELECT coins FROM players WHERE id = %s", (tokyo,)).fetchone() == (1,)
     finally:
-        set_fence(pg_server, "")
+        set_fence(db, "")
     with psycopg.connect(db, autocommit=True) as conn:
-        wait_until_fence_reads(conn, "")
         conn.execute("UPDATE players SET coins = 4 WHERE id = %s", (tokyo,))
+
+
+def test_the_fence_setting_still_fences_a_home_its_sequence_does_not(db):
+    """A staged standby cannot setval(): the lab lists the other homes in `game.fenced_homes` in its
+    configuration, so the copy comes out of promotion fenced for them (expand e008)."""
+    tokyo, virginia = 22, 1
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("SET game.fenced_homes = 'us-east-1,eu-central-1'")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="us-east-1 are fenced"):
+            conn.execute("UPDATE players SET coins = 5 WHERE id = %s", (virginia,))
+        conn.execute("UPDATE players SET coins = 5 WHERE id = %s", (tokyo,))
+        assert conn.execute("SELECT game_home_fenced('us-east-1'), game_home_fenced('ap-northeast-1')").fetchone() \
+            == (True, False)
+
+
+def test_rolling_the_fence_sequences_back_restores_the_setting_only_fence(pg_database):
+    db.upgrade(pg_database, "expand@head")
+    db.downgrade(pg_database, "e007_handle_claims_sync")
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        conn.execute("INSERT INTO players (id, handle, home_region) VALUES (22, 'tokyo', 'ap-northeast-1')")
+        assert conn.execute("SELECT to_regclass('game_fence_ap_northeast_1')").fetchone() == (None,)
+        conn.execute("SET game.fenced_homes = 'ap-northeast-1'")
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction, match="ap-northeast-1 are fenced"):
+            conn.execute("UPDATE players SET coins = 6 WHERE id = 22")
+        assert conn.execute("SELECT to_regprocedure('game_home_fenced(text)')").fetchone() == (None,)

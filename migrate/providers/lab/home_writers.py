@@ -5,9 +5,12 @@
   secondary: pg_basebackup from the origin through the region's WAN link, then a physical standby on
   slot `home_<region>`. Before it starts it gets `wal_level = logical` (it will publish the reverse
   stream; a restart-only setting, so set ahead of time) and a fence on every home but its own.
-- Fences are `game.fenced_homes` in each node's `fence.conf`, applied with pg_reload_conf(); the
-  expand schema's trigger refuses writes to those homes' rows (SQLSTATE 25006), even in an open
-  transaction at its next statement.
+- Fences are the expand schema's sequences (e008, `providers/home_fence.py`): its trigger refuses
+  writes to a fenced home's rows (SQLSTATE 25006), even in an open transaction at its next row. A
+  standby cannot setval(), so the staged copy is fenced for the other homes by the setting
+  `game.fenced_homes` in its `fence.conf` (read by the same trigger); it comes out of promotion
+  fenced for every home (its own by the origin's sequence, replayed), and promote hands it its own
+  home last, after setting the others' sequences.
 - Barrier: once the origin's fence is read by every new statement, LOCK TABLE players IN SHARE MODE
   (lock_timeout 2 s) waits for every transaction that wrote players before the fence, twice; a
   transaction that still holds it after that is ended. Only then is the marker LSN read.
@@ -35,6 +38,7 @@ import psycopg
 from migrate.errors import ProviderError, TransientProviderError
 from migrate.lab.pg import PgCluster, ensure_reachable_by_postgres, give_to_postgres
 from migrate.lab.topology import HOME_WRITER_REGIONS, REGIONS, SOURCE_REGION, LabTopology
+from migrate.providers.home_fence import fenced_homes, set_fenced
 from migrate.providers.lab.global_database import LabGlobalDatabase, _kill_basebackups_into, lab_errors
 from migrate.providers.protocols import CheckpointFn, ProgressFn
 
@@ -185,32 +189,16 @@ class LabHomeWriters:
     # ---- fences ------------------------------------------------------------------------------------
 
     def fenced(self, database: str) -> set[str]:
-        """The homes fenced on `database` ("origin" or a region's home writer), from its fence file."""
-        path = self._cluster(database).datadir / FENCE_FILE
-        if not path.exists():
-            return set()
-        for line in path.read_text().splitlines():
-            key, _, value = line.partition("=")
-            if key.strip() == "game.fenced_homes":
-                return {h for h in value.strip().strip("'").split(",") if h}
-        return set()
+        """The homes fenced on `database` ("origin" or a region's home writer): its fence sequences and setting."""
+        with self._errors(database, "read fences"), self._connect(self._cluster(database).dsn()) as conn:
+            return fenced_homes(conn)
 
     def set_fence(self, database: str, home: str, on: bool) -> None:
-        """Fence (or unfence) `home` on `database` and return once a new statement there sees it; idempotent."""
-        cluster = self._cluster(database)
-        homes = self.fenced(database)
-        homes = (homes | {home}) if on else (homes - {home})
-        value = ",".join(sorted(homes))
-        with self._errors(database, f"{'fence' if on else 'unfence'} {home}"):
-            cluster.write_settings({"game.fenced_homes": f"'{value}'"}, filename=FENCE_FILE)
-            with self._connect(cluster.dsn()) as conn:
-                conn.execute("SELECT pg_reload_conf()")
-
-            def seen() -> bool:
-                with self._connect(cluster.dsn()) as probe:
-                    got = probe.execute("SELECT coalesce(current_setting('game.fenced_homes', true), '')").fetchone()[0]
-                return set(filter(None, got.split(","))) == homes
-            self._wait(seen, f"{database} to read its fence", 30)
+        """Fence (or unfence) `home` on `database`: its fence sequence, which the next row written there
+        reads (setval() is not transactional: nothing to reload or wait for); idempotent."""
+        with self._errors(database, f"{'fence' if on else 'unfence'} {home}"), \
+                self._connect(self._cluster(database).dsn()) as conn:
+            set_fenced(conn, home, on)
 
     def barrier(self, database: str, home: str) -> dict[str, Any]:
         """Wait out, on `database`, every transaction that wrote players before its fence: LOCK TABLE players
@@ -312,7 +300,8 @@ class LabHomeWriters:
         return {int(pid): float(at) for pid, at in rows}
 
     def promote(self, region: str) -> dict[str, Any]:
-        """Promote the staged writer and confirm it left recovery; drop the origin's slot for it. Idempotent."""
+        """Promote the staged writer and confirm it left recovery; hand it its home (fenced for the others,
+        its own unfenced); drop the origin's slot for it. Idempotent."""
         home = self._home(region, "promote")
         promoting_from = time.time()  # it can take no write before this (a standby refuses every write)
         with self._errors(region, "promote"):
@@ -325,6 +314,12 @@ class LabHomeWriters:
                                         where=WHERE)
                 timeline = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
                 inherited = self._drop_inherited_subscriptions(conn)
+                # Ownership handed over: fenced for the others by their sequences (not only the staged
+                # setting), then its own home, which it replayed fenced from the origin, unfenced.
+                for other in REGIONS:
+                    if other != region:
+                        set_fenced(conn, other, True)
+                set_fenced(conn, region, False)
             self._drop_origin_slot(region)
         return {"timeline": timeline, "promoting_from": promoting_from, "inherited_subscriptions_dropped": inherited}
 

@@ -75,7 +75,7 @@ def test_the_schema_store_runs_the_apps_migrations_with_the_secrets_credentials(
     assert store.applied() == set()
     store.upgrade("0001_baseline")  # Alembic in a subprocess: PGPASSWORD in its environment, not its argv
     store.upgrade("expand@head")
-    assert store.applied() == {"e007_handle_claims_sync"}
+    assert store.applied() == {"e008_fence_sequences"}
     assert store.handle_claims_missing() == 0
     store.downgrade("0001_baseline")
     assert store.applied() == {"0001_baseline"}
