@@ -18,7 +18,6 @@ Every AWS call goes through `clients.call`, so only ProviderError / TransientPro
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -28,11 +27,11 @@ import redis
 
 from migrate.errors import ProviderError, TransientProviderError
 from migrate.providers.aws.clients import AwsClients, ClientFactory, call
+from migrate.providers.aws.ssm_map import PARAMETER_NOT_FOUND, SsmJsonMap
 from migrate.providers.home_cache import HomeCache
 from migrate.providers.home_routing import entry, read_entry
 
 WHERE = "aws home serving"
-PARAMETER_NOT_FOUND = frozenset({"ParameterNotFound"})
 APP_POLL_SECONDS = 5.0  # the apps' HOME_ROUTING_POLL_SECONDS default (app/config.py)
 
 
@@ -59,72 +58,27 @@ class AwsHomeServing:
         """
         self.regions = tuple(regions)
         self._clients = clients or AwsClients(endpoint_url=endpoint_url)
-        self._routing, self._redis_url = routing_parameter, redis_url_parameter
+        self._redis_url = redis_url_parameter
         self._origin_dsn = origin_dsn
-        self.propagation_seconds = app_poll_seconds * 1.2 + propagation_margin
-        self._sleep = sleep
+        self.routing = SsmJsonMap(self.regions, self._clients, routing_parameter, what="home routing map",
+                                  where=WHERE, propagation_seconds=app_poll_seconds * 1.2 + propagation_margin,
+                                  sleep=sleep)
         self.cache = HomeCache(self._redis, self._homed, where=WHERE,
                                routing_hint="HOME_ROUTING_PARAMETER (every region's copy)",
                                cache_hint="is the region's ElastiCache available, and reachable from here?")
 
     def parameter(self, region: str) -> str:
         """The routing map's SSM parameter in `region` (pure)."""
-        return self._routing.format(region=region)
-
-    # ---- routing -------------------------------------------------------------------------------
-    def _read(self, region: str) -> dict[str, Any]:
-        answer = call(self._clients("ssm", region), "get_parameter", region, absent=PARAMETER_NOT_FOUND,
-                      Name=self.parameter(region))
-        if answer is None:
-            return {}
-        try:
-            doc = json.loads(answer["Parameter"]["Value"])
-        except ValueError as exc:
-            raise ProviderError(f"{self.parameter(region)} in {region} is not JSON: {exc}", where=WHERE,
-                                hint="the apps keep their last good map; rewrite it with the tool "
-                                     "(`migrate phase run cutover` again)") from None
-        if not isinstance(doc, dict):
-            raise ProviderError(f"{self.parameter(region)} in {region} is not a JSON object", where=WHERE)
-        return doc
-
-    def _current(self) -> dict[str, Any]:
-        """The map from the first region that answers (a lost region does not stop a read)."""
-        errors = []
-        for region in self.regions:
-            try:
-                return self._read(region)
-            except TransientProviderError as exc:
-                errors.append(exc.one_line())
-        raise TransientProviderError("no region's SSM answered: " + "; ".join(errors), where=WHERE)
+        return self.routing.parameter(region)
 
     def _entry(self, home: str) -> tuple[str, int]:
-        return read_entry(self._current(), home)
-
-    def _every_copy(self, *, may_miss: str | None = None) -> dict[str, dict[str, Any]]:
-        """region → its copy of the map (a change compares every copy: a run that died half way through
-        its writes left them unequal, and the next run must finish them)."""
-        copies = {}
-        for region in self.regions:
-            try:
-                copies[region] = self._read(region)
-            except TransientProviderError:
-                if region != may_miss:
-                    raise
-        return copies
+        return read_entry(self.routing.current(), home)
 
     def _write(self, copies: dict[str, dict[str, Any]], home: str, region: str, epoch: int, *,
                may_miss: str | None = None) -> None:
         routing = dict(next(iter(copies.values()), {}))
         routing[home] = entry(region, epoch)
-        value = json.dumps(routing, sort_keys=True, separators=(",", ":"))
-        for each in self.regions:
-            try:
-                call(self._clients("ssm", each), "put_parameter", each, Name=self.parameter(each), Value=value,
-                     Type="String", Overwrite=True, Description="home routing map, written by migrate")
-            except TransientProviderError:
-                if each != may_miss:
-                    raise
-        self._sleep(self.propagation_seconds)  # every task has polled the new map
+        self.routing.write(routing, may_miss=may_miss)
 
     def serving(self, home: str) -> str:
         return self._entry(home)[0]
@@ -134,7 +88,7 @@ class AwsHomeServing:
 
     def serve(self, home: str, region: str) -> None:
         self._known(home, region)
-        copies = self._every_copy()
+        copies = self.routing.every_copy()
         entries = {read_entry(c, home) for c in copies.values()}
         epoch = max(e for _, e in entries)  # the epoch never goes back
         if entries != {(region, epoch)}:
@@ -142,7 +96,7 @@ class AwsHomeServing:
 
     def take_over(self, home: str, region: str, from_epoch: int) -> int:
         self._known(home, region)
-        copies = self._every_copy(may_miss=home)  # the home's own region is the one that was lost
+        copies = self.routing.every_copy(may_miss=home)  # the home's own region is the one that was lost
         entries = {read_entry(c, home) for c in copies.values()}
         epoch = max(e for _, e in entries)
         if epoch > from_epoch and entries == {(region, epoch)}:  # taken over already (a resumed run)

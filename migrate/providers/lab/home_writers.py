@@ -38,7 +38,9 @@ import psycopg
 from migrate.errors import ProviderError, TransientProviderError
 from migrate.lab.pg import PgCluster, ensure_reachable_by_postgres, give_to_postgres
 from migrate.lab.topology import HOME_WRITER_REGIONS, REGIONS, SOURCE_REGION, LabTopology
+from migrate.providers import home_writer_sql as sql
 from migrate.providers.home_fence import fenced_homes, set_fenced
+from migrate.providers.home_writer_sql import stream_name
 from migrate.providers.lab.global_database import LabGlobalDatabase, _kill_basebackups_into, lab_errors
 from migrate.providers.protocols import CheckpointFn, ProgressFn
 
@@ -47,17 +49,11 @@ ORIGIN = "origin"
 FENCE_FILE = "fence.conf"
 INCARNATION_FILE = "migrate-incarnation"  # which staging made this copy (in the writers' DSNs)
 DATABASE = "postgres"  # the lab's players live in the default database
-BARRIER_LOCK_TIMEOUT = "2s"
 REPLAY_POLL_S = 0.01
 STAGE_CATCH_UP_S = 600.0  # a freshly copied standby replaying what was written during its copy
 
 
 def slot_name(region: str) -> str:
-    return "home_" + region.replace("-", "_")
-
-
-def stream_name(region: str) -> str:
-    """The publication (on the home writer) and subscription (on the origin) of `region`'s reverse stream."""
     return "home_" + region.replace("-", "_")
 
 
@@ -203,26 +199,12 @@ class LabHomeWriters:
     def barrier(self, database: str, home: str) -> dict[str, Any]:
         """Wait out, on `database`, every transaction that wrote players before its fence: LOCK TABLE players
         IN SHARE MODE twice (each waits for every earlier writer), ending what still blocks it."""
-        ended = 0
-        cluster = self._cluster(database)
-        with self._errors(database, f"barrier for {home}"), self._connect(cluster.dsn()) as conn:
-            fenced_at = conn.execute("SELECT now()").fetchone()[0]
-            for _ in range(2):
-                for _attempt in range(5):
-                    try:
-                        with conn.transaction():
-                            conn.execute(f"SET LOCAL lock_timeout = '{BARRIER_LOCK_TIMEOUT}'")
-                            conn.execute("LOCK TABLE players IN SHARE MODE")
-                        break
-                    except psycopg.errors.LockNotAvailable:
-                        ended += conn.execute(
-                            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                            "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
-                            "AND xact_start < %s", (fenced_at,)).fetchone()[0]
-                else:
-                    raise TransientProviderError(f"{database}: barrier for {home}: players stayed locked",
-                                                 where=WHERE)
-        return {"transactions_ended": int(ended), "writable_until": time.time()}
+        with self._errors(database, f"barrier for {home}"), self._connect(self._cluster(database).dsn()) as conn:
+            try:
+                return sql.barrier(conn)
+            except sql.StillLocked:
+                raise TransientProviderError(f"{database}: barrier for {home}: players stayed locked",
+                                             where=WHERE) from None
 
     # ---- catch-up and promotion ------------------------------------------------------------------
 
@@ -252,7 +234,7 @@ class LabHomeWriters:
         if not home.exists() or not home.is_running():
             return False
         with self._errors(region, "is writer"), self._connect(home.dsn()) as conn:
-            return not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            return not sql.in_recovery(conn)
 
     def writer_reachable(self, region: str) -> tuple[bool, str]:
         """Whether the home writer answers as a writer where the rest of the world reaches it: through
@@ -277,27 +259,13 @@ class LabHomeWriters:
         last applied, and its newest write of the home's rows), then the subscription dropped without
         touching the lost writer's slot; idempotent (a second call finds no subscription: its figure then
         is only the newest write)."""
-        name = stream_name(region)
         with self._errors(region, "abandon reverse stream"), self._connect(self.t.primary().dsn()) as conn:
-            # the apply worker is gone with the link; the replication origin keeps what it last applied
-            row = conn.execute("SELECT os.remote_lsn::text FROM pg_subscription s LEFT JOIN pg_replication_origin_status os "
-                               "ON os.external_id = 'pg_' || s.oid WHERE s.subname = %s", (name,)).fetchone()
-            last = conn.execute("SELECT extract(epoch FROM max(updated_at))::float8 FROM players WHERE home_region = %s",
-                                (region,)).fetchone()[0]
-            if row is None:
-                return {"subscription": None, "confirmed_at": last}
-            conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
-            conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
-            conn.execute(f"DROP SUBSCRIPTION {name}")
-        return {"subscription": name, "confirmed_lsn": row[0], "confirmed_at": last}
+            return sql.abandon_subscription(conn, region)
 
     def recent_writes(self, database: str, home: str, since: float) -> dict[int, float]:
         """player id → updated_at (epoch seconds) of `home`'s rows on `database` written at or after `since`."""
-        cluster = self._cluster(database)
-        with self._errors(home, f"recent writes on {database}"), self._connect(cluster.dsn()) as conn:
-            rows = conn.execute("SELECT id, extract(epoch FROM updated_at)::float8 FROM players "
-                                "WHERE home_region = %s AND updated_at >= to_timestamp(%s)", (home, since)).fetchall()
-        return {int(pid): float(at) for pid, at in rows}
+        with self._errors(home, f"recent writes on {database}"), self._connect(self._cluster(database).dsn()) as conn:
+            return sql.recent_writes(conn, home, since)
 
     def promote(self, region: str) -> dict[str, Any]:
         """Promote the staged writer and confirm it left recovery; hand it its home (fenced for the others,
@@ -306,35 +274,17 @@ class LabHomeWriters:
         promoting_from = time.time()  # it can take no write before this (a standby refuses every write)
         with self._errors(region, "promote"):
             with self._connect(home.dsn()) as conn:
-                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                if sql.in_recovery(conn):
                     if not conn.execute("SELECT pg_promote(true, 60)").fetchone()[0]:
                         raise TransientProviderError(f"{region}: promote: still in recovery after 60 s", where=WHERE)
-                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                if sql.in_recovery(conn):
                     raise ProviderError(f"{region}: promote: pg_promote returned but recovery did not end",
                                         where=WHERE)
                 timeline = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
-                inherited = self._drop_inherited_subscriptions(conn)
-                # Ownership handed over: fenced for the others by their sequences (not only the staged
-                # setting), then its own home, which it replayed fenced from the origin, unfenced.
-                for other in REGIONS:
-                    if other != region:
-                        set_fenced(conn, other, True)
-                set_fenced(conn, region, False)
+                inherited = sql.drop_inherited_subscriptions(conn)
+                sql.hand_over(conn, region)
             self._drop_origin_slot(region)
         return {"timeline": timeline, "promoting_from": promoting_from, "inherited_subscriptions_dropped": inherited}
-
-    @staticmethod
-    def _drop_inherited_subscriptions(conn: psycopg.Connection) -> list[str]:
-        """The origin's subscriptions, copied with its data, removed from the new writer without touching
-        their slots (slot_name = NONE first): those slots belong to the origin's own streams."""
-        names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription "
-                                                "WHERE subdbid = (SELECT oid FROM pg_database "
-                                                "WHERE datname = current_database())").fetchall()]
-        for name in names:
-            conn.execute(f'ALTER SUBSCRIPTION "{name}" DISABLE')
-            conn.execute(f'ALTER SUBSCRIPTION "{name}" SET (slot_name = NONE)')
-            conn.execute(f'DROP SUBSCRIPTION "{name}"')
-        return names
 
     # ---- the reverse stream ------------------------------------------------------------------------
 
@@ -343,104 +293,70 @@ class LabHomeWriters:
         column); PostgreSQL 15 would accept a bad filter and then fail every UPDATE on the publisher."""
         home = self._home(region, "replica identity")
         with self._errors(region, "replica identity"), self._connect(home.dsn()) as conn:
-            ident, columns = conn.execute(
-                "SELECT c.relreplident::text, coalesce((SELECT array_agg(a.attname::text) FROM pg_index i "
-                "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-                "WHERE i.indrelid = c.oid AND ((c.relreplident = 'i' AND i.indisreplident) "
-                "OR (c.relreplident = 'd' AND i.indisprimary))), '{}') "
-                "FROM pg_class c WHERE c.oid = 'players'::regclass").fetchone()
-        if ident == "f" or "home_region" in columns:
-            return True, f"replica identity {'FULL' if ident == 'f' else '(' + ', '.join(columns) + ')'} covers home_region"
-        return False, f"replica identity ({', '.join(columns) or 'nothing'}) lacks home_region"
+            return sql.filter_in_replica_identity(conn)
 
     def prepare_reverse_stream(self, region: str) -> dict[str, Any]:
         """On the home's writer, the publication of its rows and the logical slot the origin will read:
         from the slot on, the writer keeps every change for the origin (local, fast: done before routing
         flips, while the home's writes are held). Idempotent."""
         home = self._home(region, "reverse stream")
-        name = stream_name(region)
         ok, why = self.filter_in_replica_identity(region)
         if not ok:
             raise ProviderError(f"{region}: reverse stream: {why}", where=WHERE,
                                 hint="apply expand-schema first (e005: players' replica identity)")
         with self._errors(region, "reverse stream"), self._connect(home.dsn()) as conn:
-            if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone() is None:
-                conn.execute(f"CREATE PUBLICATION {name} FOR TABLE players WHERE (home_region = '{region}')")
-            slot = conn.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
-                                (name,)).fetchone()
-            if slot is None:
-                slot = conn.execute("SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
-                                    (name,)).fetchone()
-        return {"publication": name, "slot": name, "from_lsn": slot[0]}
+            return sql.prepare_publication(conn, region)
 
     def start_reverse_stream(self, region: str) -> dict[str, Any]:
         """The home's rows streamed from its writer back to the origin, from the slot on; idempotent."""
         prepared = self.prepare_reverse_stream(region)
-        name = stream_name(region)
+        source = (f"host=127.0.0.1 port={self.t.home_wan_port(SOURCE_REGION, region)} "
+                  f"user=postgres dbname={DATABASE} connect_timeout=10")
         with self._errors(region, "reverse stream"), self._connect(self.t.primary().dsn()) as conn:
-            if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
-                source = (f"host=127.0.0.1 port={self.t.home_wan_port(SOURCE_REGION, region)} "
-                          f"user=postgres dbname={DATABASE} connect_timeout=10")
-                conn.execute(f"CREATE SUBSCRIPTION {name} CONNECTION '{source}' PUBLICATION {name} "
-                             f"WITH (copy_data = false, create_slot = false, slot_name = '{name}')")
-        return {**prepared, "subscription": name}
+            sql.subscribe(conn, region, source)
+        return {**prepared, "subscription": stream_name(region)}
 
     def reverse_stream(self, region: str) -> dict[str, Any] | None:
         """The stream's state (None when there is no subscription): whether it streams, and its lag in bytes."""
-        name = stream_name(region)
         with self._errors(region, "reverse stream state"):
             with self._connect(self.t.primary().dsn()) as conn:
-                row = conn.execute("SELECT s.subenabled, st.pid IS NOT NULL FROM pg_subscription s "
-                                   "LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL "
-                                   "WHERE s.subname = %s", (name,)).fetchone()
-            if row is None:
+                state = sql.subscription_state(conn, region)
+            if state is None:
                 return None
             lag = None
             home = self.t.home_pg(region)
             if home.exists() and home.is_running():
                 with self._connect(home.dsn()) as conn:
-                    got = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
-                                       "FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone()
-                    lag = int(got[0]) if got and got[0] is not None else None
-        return {"enabled": bool(row[0]), "streaming": bool(row[1]), "lag_bytes": lag}
+                    lag = sql.slot_lag_bytes(conn, region)
+        return {"enabled": state[0], "streaming": state[1], "lag_bytes": lag}
 
     def drain_reverse_stream(self, region: str, timeout: float, checkpoint: CheckpointFn) -> str:
         """Wait until the origin has confirmed everything the home's writer has written; that position."""
         home = self._home(region, "drain reverse stream")
-        name = stream_name(region)
         with self._errors(region, "drain reverse stream"):
             with self._connect(home.dsn()) as conn:
-                target = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+                target = sql.current_lsn(conn)
 
             def drained() -> bool:
                 with self._connect(home.dsn()) as probe:
-                    row = probe.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
-                                        "WHERE slot_name = %s", (target, name)).fetchone()
-                if row is None:
-                    raise ProviderError(f"{region}: drain reverse stream: no slot {name} on the home writer",
-                                        where=WHERE)
-                return bool(row[0])
+                    done = sql.confirmed(probe, region, target)
+                if done is None:
+                    raise ProviderError(f"{region}: drain reverse stream: no slot {stream_name(region)} on the "
+                                        f"home writer", where=WHERE)
+                return done
             self._wait(drained, f"the origin to confirm {region}'s writes up to {target}", timeout, checkpoint)
         return target
 
     def stop_reverse_stream(self, region: str) -> None:
         """Drop the subscription (and with it the slot on the home writer) and the publication; idempotent."""
-        name = stream_name(region)
+        home = self.t.home_pg(region)
         with self._errors(region, "stop reverse stream"):
+            alive = home.exists() and home.is_running()
             with self._connect(self.t.primary().dsn()) as conn:
-                if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is not None:
-                    home = self.t.home_pg(region)
-                    if not (home.exists() and home.is_running()):
-                        # the publisher is gone: detach the subscription from its slot before dropping it
-                        conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
-                        conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
-                    conn.execute(f"DROP SUBSCRIPTION {name}")
-            home = self.t.home_pg(region)
-            if home.exists() and home.is_running():
+                sql.drop_subscription(conn, region, publisher_alive=alive)
+            if alive:
                 with self._connect(home.dsn()) as conn:
-                    conn.execute(f"DROP PUBLICATION IF EXISTS {name}")
-                    if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone():
-                        conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+                    sql.drop_publication(conn, region)
 
     # ---- routing -----------------------------------------------------------------------------------
 

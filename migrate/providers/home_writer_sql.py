@@ -1,0 +1,194 @@
+"""The SQL of a cutover (DESIGN §5, §9), the same on the lab's PostgreSQL and on Aurora: the barrier,
+the catch-up marker, handing a promoted writer its home, the reverse stream (publication and slot on
+the home's writer, subscription on the origin), and what an evacuation reads. Each function takes an
+open autocommit connection; the adapters decide where it points (lab ports, Aurora endpoints) and
+translate errors. The fence itself is providers/home_fence.py."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+
+from migrate.names import REGIONS
+from migrate.providers.home_fence import set_fenced
+
+BARRIER_LOCK_TIMEOUT = "2s"
+MARKER_SEQUENCE = "game_cutover_marker"  # expand e008
+
+
+def stream_name(region: str) -> str:
+    """The publication (on the home writer), its slot, and the subscription (on the origin) of `region`'s reverse stream."""
+    return "home_" + region.replace("-", "_")
+
+
+class StillLocked(Exception):
+    """The barrier could not take players' SHARE lock after ending the transactions older than the fence."""
+
+
+def barrier(conn: psycopg.Connection) -> dict[str, Any]:
+    """After a fence: LOCK TABLE players IN SHARE MODE twice (each waits for every earlier writer),
+    ending the transactions older than the fence that still block it. What it did, with
+    "writable_until": the epoch time after which the database took none of the fenced home's writes."""
+    ended = 0
+    fenced_at = conn.execute("SELECT now()").fetchone()[0]
+    for _ in range(2):
+        for _attempt in range(5):
+            try:
+                with conn.transaction():
+                    conn.execute(f"SET LOCAL lock_timeout = '{BARRIER_LOCK_TIMEOUT}'")
+                    conn.execute("LOCK TABLE players IN SHARE MODE")
+                break
+            except psycopg.errors.LockNotAvailable:
+                ended += conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
+                    "AND xact_start < %s", (fenced_at,)).fetchone()[0]
+        else:
+            raise StillLocked()
+    return {"transactions_ended": int(ended), "writable_until": time.time()}
+
+
+def set_marker(conn: psycopg.Connection) -> int:
+    """On the origin after the barrier: a new value of the marker sequence (milliseconds since the
+    epoch, never lower than the last), WAL-logged by setval(), so a replica that shows it has replayed
+    every write committed before it. For replicas that report no replay LSN (an Aurora secondary)."""
+    return int(conn.execute(f"SELECT setval('{MARKER_SEQUENCE}', greatest((extract(epoch FROM clock_timestamp()) "
+                            f"* 1000)::bigint, (SELECT last_value + 1 FROM {MARKER_SEQUENCE})))").fetchone()[0])
+
+
+def marker_seen(conn: psycopg.Connection, marker: int) -> bool:
+    """On a replica: whether it has replayed the origin's marker `marker`."""
+    return bool(conn.execute(f"SELECT last_value >= %s FROM {MARKER_SEQUENCE}", (marker,)).fetchone()[0])
+
+
+def hand_over(conn: psycopg.Connection, region: str) -> None:
+    """On a promoted copy of the origin: fenced for every other home by its sequence, then its own home
+    (fenced, as the origin's was when it was copied) unfenced. The order keeps it from ever writing two."""
+    for other in REGIONS:
+        if other != region:
+            set_fenced(conn, other, True)
+    set_fenced(conn, region, False)
+
+
+def drop_inherited_subscriptions(conn: psycopg.Connection) -> list[str]:
+    """On a promoted copy of the origin: the origin's subscriptions, copied with its data, dropped
+    without touching their slots (slot_name = NONE first): those slots belong to the origin's streams."""
+    names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription WHERE subdbid = "
+                                            "(SELECT oid FROM pg_database WHERE datname = current_database())")]
+    for name in names:
+        conn.execute(f'ALTER SUBSCRIPTION "{name}" DISABLE')
+        conn.execute(f'ALTER SUBSCRIPTION "{name}" SET (slot_name = NONE)')
+        conn.execute(f'DROP SUBSCRIPTION "{name}"')
+    return names
+
+
+def filter_in_replica_identity(conn: psycopg.Connection) -> tuple[bool, str]:
+    """(ok, why): players' replica identity covers home_region, the row filter's column (PostgreSQL 15
+    accepts a bad filter and then fails every UPDATE on the publisher)."""
+    ident, columns = conn.execute(
+        "SELECT c.relreplident::text, coalesce((SELECT array_agg(a.attname::text) FROM pg_index i "
+        "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+        "WHERE i.indrelid = c.oid AND ((c.relreplident = 'i' AND i.indisreplident) "
+        "OR (c.relreplident = 'd' AND i.indisprimary))), '{}') "
+        "FROM pg_class c WHERE c.oid = 'players'::regclass").fetchone()
+    if ident == "f" or "home_region" in columns:
+        return True, f"replica identity {'FULL' if ident == 'f' else '(' + ', '.join(columns) + ')'} covers home_region"
+    return False, f"replica identity ({', '.join(columns) or 'nothing'}) lacks home_region"
+
+
+def prepare_publication(conn: psycopg.Connection, region: str) -> dict[str, Any]:
+    """On the home's writer: the publication of its rows and the logical slot the origin will read; idempotent."""
+    name = stream_name(region)
+    if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone() is None:
+        conn.execute(f"CREATE PUBLICATION {name} FOR TABLE players WHERE (home_region = '{region}')")
+    slot = conn.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+                        (name,)).fetchone()
+    if slot is None:
+        slot = conn.execute("SELECT lsn::text FROM pg_create_logical_replication_slot(%s, 'pgoutput')",
+                            (name,)).fetchone()
+    return {"publication": name, "slot": name, "from_lsn": slot[0]}
+
+
+def subscribe(conn: psycopg.Connection, region: str, source: str) -> None:
+    """On the origin: the subscription reading the home writer's slot at conninfo `source`, no initial
+    copy (the origin holds every row up to the marker); idempotent."""
+    name = stream_name(region)
+    if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
+        conn.execute(f"CREATE SUBSCRIPTION {name} CONNECTION '{source}' PUBLICATION {name} "
+                     f"WITH (copy_data = false, create_slot = false, slot_name = '{name}')")
+
+
+def subscription_state(conn: psycopg.Connection, region: str) -> tuple[bool, bool] | None:
+    """On the origin: (enabled, streaming) of the home's subscription; None when there is none."""
+    row = conn.execute("SELECT s.subenabled, st.pid IS NOT NULL FROM pg_subscription s "
+                       "LEFT JOIN pg_stat_subscription st ON st.subid = s.oid AND st.relid IS NULL "
+                       "WHERE s.subname = %s", (stream_name(region),)).fetchone()
+    return (bool(row[0]), bool(row[1])) if row else None
+
+
+def slot_lag_bytes(conn: psycopg.Connection, region: str) -> int | None:
+    """On the home's writer: how far the origin's confirmed position is behind its WAL, in bytes."""
+    got = conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
+                       "FROM pg_replication_slots WHERE slot_name = %s", (stream_name(region),)).fetchone()
+    return int(got[0]) if got and got[0] is not None else None
+
+
+def current_lsn(conn: psycopg.Connection) -> str:
+    return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
+
+
+def confirmed(conn: psycopg.Connection, region: str, target: str) -> bool | None:
+    """On the home's writer: whether the origin confirmed everything up to `target`; None: no slot."""
+    row = conn.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = %s",
+                       (target, stream_name(region))).fetchone()
+    return None if row is None else bool(row[0])
+
+
+def drop_subscription(conn: psycopg.Connection, region: str, *, publisher_alive: bool) -> None:
+    """On the origin: the home's subscription dropped (with its slot when the publisher answers; detached
+    from it first when it does not); idempotent."""
+    name = stream_name(region)
+    if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
+        return
+    if not publisher_alive:
+        conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
+        conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
+    conn.execute(f"DROP SUBSCRIPTION {name}")
+
+
+def drop_publication(conn: psycopg.Connection, region: str) -> None:
+    """On the home's writer: the publication and its slot dropped; idempotent."""
+    name = stream_name(region)
+    conn.execute(f"DROP PUBLICATION IF EXISTS {name}")
+    if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone():
+        conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+
+
+def abandon_subscription(conn: psycopg.Connection, region: str) -> dict[str, Any]:
+    """On the origin, the home's writer lost: how far the stream had come (the lost writer's position
+    last applied, the newest write of the home held), then the subscription dropped without touching
+    the lost writer's slot; idempotent (a second call reports only the newest write)."""
+    name = stream_name(region)
+    row = conn.execute("SELECT os.remote_lsn::text FROM pg_subscription s LEFT JOIN pg_replication_origin_status os "
+                       "ON os.external_id = 'pg_' || s.oid WHERE s.subname = %s", (name,)).fetchone()
+    last = conn.execute("SELECT extract(epoch FROM max(updated_at))::float8 FROM players WHERE home_region = %s",
+                        (region,)).fetchone()[0]
+    if row is None:
+        return {"subscription": None, "confirmed_at": last}
+    conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
+    conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
+    conn.execute(f"DROP SUBSCRIPTION {name}")
+    return {"subscription": name, "confirmed_lsn": row[0], "confirmed_at": last}
+
+
+def recent_writes(conn: psycopg.Connection, home: str, since: float) -> dict[int, float]:
+    """player id → updated_at (epoch seconds) of `home`'s rows written at or after `since`."""
+    rows = conn.execute("SELECT id, extract(epoch FROM updated_at)::float8 FROM players "
+                        "WHERE home_region = %s AND updated_at >= to_timestamp(%s)", (home, since)).fetchall()
+    return {int(pid): float(at) for pid, at in rows}
+
+
+def in_recovery(conn: psycopg.Connection) -> bool:
+    return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
