@@ -28,6 +28,10 @@ class Settings(BaseSettings):
         default=None, description="JSON file home region → DSN of that home's writer (cutover moves a home "
                                   "to its own writer), re-read when it changes; a home it does not name "
                                   "writes to WRITER_DSN")
+    writers_parameter: str | None = Field(
+        default=None, description="SSM parameter (in REGION) holding the same map as WRITERS_FILE, polled every "
+                                  "HOME_ROUTING_POLL_SECONDS; wins over it (AWS: every task reads one map). An entry "
+                                  "that names only host and port takes the rest from WRITER_DSN")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="this region's Redis")
     redis_prefix: str | None = Field(default=None, description="key prefix; default 'game:<region>:'")
     peer_regions: dict[str, str] = Field(

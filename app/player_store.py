@@ -110,14 +110,40 @@ async def _fetch_if_caught_up(pool: AsyncConnectionPool, lsn: str, query: str,
         return caught_up, await read.fetchone()
 
 
+async def _wait_caught_up(rt: Runtime, pool: AsyncConnectionPool, lsn: str, query: str,
+                          params: tuple) -> tuple[bool, dict[str, Any] | None]:
+    """(caught up, row) from `pool` once it has replayed `lsn`, polling up to READ_YOUR_WRITES_WAIT_MS."""
+    deadline = time.monotonic() + rt.settings.read_your_writes_wait_ms / 1000
+    pause = 0.005
+    while True:
+        caught_up, row = await _fetch_if_caught_up(pool, lsn, query, params)
+        if caught_up:
+            return True, row
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False, None
+        await asyncio.sleep(min(pause, remaining))
+        pause = min(pause * 2, 0.05)
+
+
 async def read(rt: Runtime, query: str, params: tuple,
                min_lsn: str | None = None) -> tuple[dict[str, Any] | None, str, str]:
-    """(row or None, "reader" | "writer" | "home-writer", why) for a read that must reflect every write
-    up to `min_lsn` when one is given. A token from a home's own writer ("LSN@home") is not comparable
-    with this region's reader (another database's timeline): that read goes to the home's writer."""
+    """(row or None, "reader" | "writer" | "shard-reader" | "home-writer", why) for a read that must reflect
+    every write up to `min_lsn` when one is given. A token from a home's own writer ("LSN@home") is not
+    comparable with this region's reader (another database's timeline): that read goes to this region's
+    secondary of the home's shard once it has replayed the LSN, else to the home's writer."""
     if min_lsn is not None and "@" in min_lsn:
-        home = min_lsn.split("@", 1)[1]
+        lsn, home = min_lsn.split("@", 1)
         if rt.writers is not None and rt.writers.dsn_for(home) is not None:
+            local = rt.writers.shard_reader_dsn(home)
+            if local is not None:
+                try:
+                    caught_up, row = await _wait_caught_up(rt, await rt.writers.pool_of(home, local), lsn, query,
+                                                           params)
+                    if caught_up:
+                        return row, "shard-reader", "caught_up"
+                except psycopg.OperationalError as exc:
+                    log.warning("the secondary of %s's shard failed, reading its writer instead: %s", home, exc)
             return await _fetch(await rt.writers.pool(home), query, params), "home-writer", "token_of_home_writer"
         # the home is back on the global writer (a rollback): only the writer is sure to hold the write
         return await _fetch(rt.writer, query, params), "writer", "token_of_former_home_writer"
@@ -125,18 +151,10 @@ async def read(rt: Runtime, query: str, params: tuple,
         reader = await rt.readers.pool()
         if min_lsn is None:
             return await _fetch(reader, query, params), "reader", "no_token"
-        deadline = time.monotonic() + rt.settings.read_your_writes_wait_ms / 1000
-        pause = 0.005
-        while True:
-            caught_up, row = await _fetch_if_caught_up(reader, min_lsn, query, params)
-            if caught_up:
-                return row, "reader", "caught_up"
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                reason = "lagging"
-                break
-            await asyncio.sleep(min(pause, remaining))
-            pause = min(pause * 2, 0.05)
+        caught_up, row = await _wait_caught_up(rt, reader, min_lsn, query, params)
+        if caught_up:
+            return row, "reader", "caught_up"
+        reason = "lagging"
     except psycopg.OperationalError as exc:
         log.warning("reader failed, reading the writer instead: %s", exc)
         reason = "reader_error"

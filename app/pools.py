@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from app.config import Settings
-from app.watched import WatchedJson
+from app.watched import WatchedJson, WatchedParameter
 
 log = logging.getLogger("app")
 
@@ -118,6 +118,7 @@ class ReaderRouter:
 
 
 WARM_PREFIX = "warm:"  # WRITERS_FILE key of a writer to connect to ahead of routing
+READER_PREFIX = "reader:"  # WRITERS_FILE key of this region's secondary of a home's shard (read-your-writes)
 
 
 class WriterRouter:
@@ -125,27 +126,46 @@ class WriterRouter:
     writes it when it moves the home's writer), else the global writer (WRITER_DSN). Pools are kept per
     DSN (a handful: one per home writer), so routing back and forth reuses them."""
 
-    def __init__(self, settings: Settings, default: AsyncConnectionPool) -> None:
+    def __init__(self, settings: Settings, default: AsyncConnectionPool,
+                 source: WatchedParameter | None = None) -> None:
         self.settings = settings
         self.default = default
-        self.file = WatchedJson(settings.writers_file)
+        # WRITERS_PARAMETER (polled by the runtime) when given, else WRITERS_FILE
+        self.file: WatchedJson | WatchedParameter = source or WatchedJson(settings.writers_file)
         self._pools: dict[str, AsyncConnectionPool] = {}
         self._warming: set[str] = set()
         self._lock = asyncio.Lock()
 
+    def _entry(self, key: str) -> str | None:
+        """An entry as a full DSN: an entry that names only where (host, port: the tool's map on AWS) takes
+        the rest (database, user, TLS) from WRITER_DSN; None when absent or not a string."""
+        entry = self.file.get().get(key)
+        if not isinstance(entry, str) or not entry:
+            return None
+        try:
+            parts = conninfo_to_dict(entry)
+        except psycopg.ProgrammingError:
+            return None  # a botched entry: the home writes to the global writer, as if absent
+        if "dbname" in parts:
+            return entry
+        return make_conninfo(self.settings.writer_dsn, **parts)
+
     def dsn_for(self, home: str | None) -> str | None:
         """The DSN of `home`'s own writer, or None when the home writes to the global writer."""
-        entry = self.file.get().get(home) if home else None
-        return entry if isinstance(entry, str) and entry and entry != self.settings.writer_dsn else None
+        dsn = self._entry(home) if home else None
+        return dsn if dsn and dsn != self.settings.writer_dsn else None
+
+    def shard_reader_dsn(self, home: str) -> str | None:
+        """The DSN of this region's secondary of `home`'s shard (after its cutover), or None."""
+        return self._entry(READER_PREFIX + home)
 
     def warm(self) -> None:
         """Open, in the background, a pool for every "warm:<home>" entry: a writer cutover staged and will
         route to. Its connections are open before routing flips, so the first write held by the fence
         does not also pay a connection set-up across the ocean (several round trips)."""
-        entries = self.file.get()
+        entries = {key: self._entry(key) for key in self.file.get()}
         for key, dsn in entries.items():
-            if key.startswith(WARM_PREFIX) and isinstance(dsn, str) and dsn and dsn not in self._pools \
-                    and dsn not in self._warming:
+            if key.startswith(WARM_PREFIX) and dsn and dsn not in self._pools and dsn not in self._warming:
                 self._warming.add(dsn)
                 task = asyncio.get_running_loop().create_task(self._open(key.removeprefix(WARM_PREFIX), dsn))
                 task.add_done_callback(lambda _t, d=dsn: self._warming.discard(d))
@@ -174,10 +194,14 @@ class WriterRouter:
         dsn = self.dsn_for(home)
         if dsn is None:
             return self.default
+        return await self.pool_of(home or "?", dsn)
+
+    async def pool_of(self, home: str, dsn: str) -> AsyncConnectionPool:
+        """The pool of `dsn` (a home's writer or this region's secondary of its shard), opened on first use."""
         pool = self._pools.get(dsn)
         if pool is not None:
             return pool
-        return await self._open(home or "?", dsn)
+        return await self._open(home, dsn)
 
     async def close(self) -> None:
         for pool in self._pools.values():

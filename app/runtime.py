@@ -51,22 +51,27 @@ class Runtime:
         http = httpx.AsyncClient(timeout=settings.peer_timeout_seconds, transport=peer_transport,
                                  headers={"user-agent": f"game-api/{settings.app_version} ({settings.region})"})
         routing = home_routing_source(settings)
-        if isinstance(routing, WatchedParameter):
-            # read before the first request: a task that served by identity until its first poll would
-            # send a cut-over home's writes to the origin
-            await asyncio.to_thread(routing.refresh)
+        writers = (WatchedParameter(settings.writers_parameter, settings.region, settings.home_routing_poll_seconds)
+                   if settings.writers_parameter else None)
+        # read before the first request: a task that served by identity (or wrote to the origin) until its
+        # first poll would send a cut-over home's writes to the origin, which refuses them
+        for parameter in (routing, writers):
+            if isinstance(parameter, WatchedParameter):
+                await asyncio.to_thread(parameter.refresh)
         made = cls(settings=settings, metrics=metrics, writer=writer, readers=readers, redis=client,
                    http=http, clock=clock or time.time,
-                   home_routing_source=routing, writers=WriterRouter(settings, writer))
-        if isinstance(routing, WatchedParameter):
-            made.extras["home_routing_poll"] = asyncio.get_running_loop().create_task(routing.run())
+                   home_routing_source=routing, writers=WriterRouter(settings, writer, writers))
+        for name, parameter in (("home_routing_poll", routing), ("writers_poll", writers)):
+            if isinstance(parameter, WatchedParameter):
+                made.extras[name] = asyncio.get_running_loop().create_task(parameter.run())
         return made
 
     async def close(self) -> None:
         """Close everything start() opened."""
-        poll = self.extras.pop("home_routing_poll", None)
-        if poll is not None:
-            poll.cancel()
+        for name in ("home_routing_poll", "writers_poll"):
+            poll = self.extras.pop(name, None)
+            if poll is not None:
+                poll.cancel()
         await self.http.aclose()
         await self.redis.aclose()
         await self.readers.close()

@@ -21,7 +21,10 @@ Steps, each journaled and resumable:
    players held by the fence would otherwise wait for.
 8. rehome: the region serves its home's players (score submits, tickets: HOME_ROUTING), and their
    leaderboard entries and tickets move from us-east-1's Redis to the region's, none lost or doubled.
-9. watch-players: bake, then gate every geography against the recorded baseline (`migrate baseline`):
+9. shard-secondaries: a secondary of the new shard in every other region (its copies elsewhere), and
+   their apps read a token of its writer there once replayed; on AWS also the region's new secondary
+   of the origin's shard (its own left the origin's global cluster when it was detached).
+10. watch-players: bake, then gate every geography against the recorded baseline (`migrate baseline`):
    no geography worse than before, judged by the gate (phasekit/players_gate.py).
 
 Exactly one database accepts a home's writes at any moment: the origin until its fence (step 2), the
@@ -33,10 +36,9 @@ unfencing the origin (held writes land there); then the stream is dropped, the p
 forks from the origin for good: going back is the reverse stream, never physical), the origin's fence
 lifted. `migrate abort` before routing flips (steps 1-5) rolls back the same way: nothing was routed yet.
 
-Not in this phase yet (issue 11): bumping the players' home epoch (a planned cutover keeps their home
-region, and the fence already stops the origin; the epoch matters when a lost home is taken over,
-issue 12); secondaries of the new shard in the other regions (their reads of this home come from the
-origin's copy meanwhile, kept current by the reverse stream); the AWS adapter."""
+Not in this phase (a deliberate departure, runbooks/cutover.md): bumping the players' home epoch (a
+planned cutover keeps their home region, and the fence already stops the origin; the epoch matters
+when a lost home is taken over, issue 12)."""
 
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ def _hs(target: Target) -> HomeServing:
     hs = target.providers.home_serving
     if hs is None:
         raise ProviderError(f"the {target.env.kind} environment has no home-serving adapter yet",
-                            hint="cutover runs in the lab so far (issue 11: the AWS adapter)")
+                            hint="the lab and AWS have one")
     return hs
 
 
@@ -68,7 +70,7 @@ def _hw(target: Target) -> HomeWriters:
     hw = target.providers.home_writers
     if hw is None:
         raise ProviderError(f"the {target.env.kind} environment has no home-writer adapter yet",
-                            hint="cutover runs in the lab so far (issue 11: the AWS adapter)")
+                            hint="the lab and AWS have one")
     return hw
 
 
@@ -328,6 +330,35 @@ class Rehome:
         ctx.checkpoint()
 
 
+@dataclass(frozen=True)
+class ShardSecondaries:
+    id: str = "shard-secondaries"
+    title: str = "Secondaries of the new shard in the other regions (its copies elsewhere, and reads there)"
+
+    def describe(self, target: Target) -> list[str]:
+        others = ", ".join(r for r in REGIONS if r != target.region)
+        return [f"a physical secondary of {target.region}'s shard in {others} (lab: pg_basebackup of the home "
+                f"writer through each region's link, slot shard_<region>; AWS: a secondary cluster of the shard's "
+                f"global cluster in each, and in {target.region} a new secondary of the origin's)",
+                f"every other region's apps read a token of {target.region}'s writer from their local secondary "
+                f"once it has replayed it (WRITERS map reader:{target.region})"]
+
+    def describe_undo(self, target: Target) -> list[str]:
+        return ["the apps told first, then the secondaries removed"]
+
+    def apply(self, ctx: StepContext) -> dict[str, Any]:
+        out = _hw(ctx.target).add_shard_secondaries(ctx.target.region, ctx.progress, ctx.checkpoint)
+        ctx.checkpoint()
+        return out
+
+    def verify(self, ctx: StepContext) -> None:
+        pass  # add_shard_secondaries returns only once every one serves
+
+    def undo(self, ctx: StepContext) -> None:
+        _hw(ctx.target).remove_shard_secondaries(ctx.target.region)
+        ctx.checkpoint()
+
+
 # --- checks -------------------------------------------------------------------------------------
 def _expand_done(t: Target) -> CheckResult:
     journal = getattr(t, "journal", None)
@@ -386,7 +417,7 @@ class Cutover:
 
     def steps(self, target: Target) -> list:
         return [StageWriter(), FenceOrigin(), CatchUp(), Promote(), ReverseSlot(), RouteWrites(), ReverseStream(),
-                Rehome(), WatchPlayers(settle_share=SETTLE_SHARE)]
+                Rehome(), ShardSecondaries(), WatchPlayers(settle_share=SETTLE_SHARE)]
 
     def verify(self, target: Target) -> list[Check]:
         def one_writer(t: Target) -> CheckResult:

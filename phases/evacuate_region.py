@@ -197,8 +197,8 @@ class TakeHome:
         if region == origin:
             return _take_origin(ctx, failover)
         if hw is None or hs is None:
-            return {"skipped": f"the {t.env.kind} environment has no home-writer adapter yet (cutover runs in the lab "
-                               f"so far): nothing of {region}'s home to take"}
+            return {"skipped": f"the {t.env.kind} environment has no home-writer or home-serving adapter: "
+                               f"nothing of {region}'s home to take"}
         if not ctx.saved.get("taken") and not any(hw.writes_routed(region).values()):
             return {"skipped": f"{region} does not write its home (no cutover): the origin writes it already"}
         if not ctx.saved.get("taken"):

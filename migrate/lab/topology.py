@@ -57,6 +57,10 @@ def link_rtt_ms(link: str) -> float:
 HOME_WRITER_REGIONS = tuple(r for r in REGIONS if r != SOURCE_REGION)  # regions a cutover can give a writer
 
 
+def shard_key(home: str, region: str) -> str:
+    return f"{home}@{region}"
+
+
 def wan_link_names() -> list[str]:
     """Every WAN link a complete lab has, sorted."""
     names = [f"{a}->{b}:{service}" for a in REGIONS for b in REGIONS if a != b for service in ("pg", "api")]
@@ -83,6 +87,8 @@ class LabTopology:
     moto_port: int = 0  # the moto server standing in for Route 53 and S3 (0: not allocated)
     home_pg_ports: dict[str, int] = field(default_factory=dict)  # region → its home writer's PostgreSQL (cutover)
     internal_ports: dict[str, int] = field(default_factory=dict)  # region → its app's internal listener
+    # "<home>@<region>" → the PostgreSQL in <region> that is a secondary of <home>'s shard (cutover)
+    shard_pg_ports: dict[str, int] = field(default_factory=dict)
 
     @property
     def state_file(self) -> Path:
@@ -102,6 +108,10 @@ class LabTopology:
     def home_pg(self, region: str) -> PgCluster:
         """The PostgreSQL that becomes `region`'s home writer at cutover (beside the region's replica)."""
         return PgCluster(self.lab_dir / "pg" / f"{region}-home", self.home_pg_ports[region])
+
+    def shard_pg(self, home: str, region: str) -> PgCluster:
+        """The PostgreSQL in `region` that streams `home`'s shard from its home writer (after its cutover)."""
+        return PgCluster(self.lab_dir / "pg" / f"{home}-home-in-{region}", self.shard_pg_ports[shard_key(home, region)])
 
     def home_wan_port(self, from_region: str, to_region: str) -> int:
         """Loopback port that reaches `to_region`'s home writer as seen from `from_region`."""
@@ -185,6 +195,9 @@ class LabTopology:
             need(self.internal_ports, region, f"app {region} internal")
         for region in HOME_WRITER_REGIONS:
             need(self.home_pg_ports, region, f"postgresql {region} home writer")
+            for other in REGIONS:
+                if other != region:
+                    need(self.shard_pg_ports, shard_key(region, other), f"postgresql {region}'s shard in {other}")
         for name in wan_link_names():
             need(self.wan_ports, name, f"link {name}")
         if not self.wan_control_port:
@@ -225,6 +238,8 @@ class LabTopology:
         tables = (self.pg_ports, self.redis_ports, self.app_ports, self.internal_ports)
         return (any(not table.get(region) for table in tables for region in REGIONS)
                 or any(not self.home_pg_ports.get(region) for region in HOME_WRITER_REGIONS)
+                or any(not self.shard_pg_ports.get(shard_key(home, region)) for home in HOME_WRITER_REGIONS
+                       for region in REGIONS if region != home)
                 or any(not self.wan_ports.get(name) for name in wan_link_names())
                 or not self.wan_control_port or not self.moto_port)
 

@@ -54,13 +54,16 @@ def build_providers(spec, env) -> Providers:
     from migrate.providers.aws.global_database import AwsGlobalDatabase
 
     from migrate.providers.aws.home_serving import AwsHomeServing
+    from migrate.providers.aws.home_writers import AwsHomeWriters
 
     aws_side = stand_up_providers(spec, env, repo_root)
     global_database = AwsGlobalDatabase.from_spec(spec, env.aws)
     access = _aws_database_access(spec, env, global_database)
     regions = (spec.source_region, *(r for r in spec.regions if r != spec.source_region))
+    home_writers = AwsHomeWriters(global_database, access, regions)
     return Providers(global_database=global_database, origin_failover=global_database,
-                     schema=access.schema_store() if access else None,
+                     schema=access.schema_store(homes=home_writers.promoted) if access else None,
+                     home_writers=home_writers,
                      home_serving=AwsHomeServing(regions, global_database.clients,
                                                  origin_dsn=access.writer_dsn if access else None),
                      shadow=shadow.from_spec(spec, env, repo_root, runtime=aws_side["runtime"]),

@@ -329,16 +329,22 @@ class HomeWriters(Protocol):
         stragglers); what it did, with "writable_until": the epoch time after which it took none of the home's writes."""
 
     def marker_lsn(self) -> str:
-        """The origin's WAL position now (read after the barrier: every write of the fenced home is below it)."""
+        """The origin's position now, as the staged writer can be compared with it (read after the barrier: every write of the fenced home is below it): an LSN, or "marker:<n>" where replicas report none (Aurora)."""
 
     def wait_replayed(self, region: str, lsn: str, timeout: float, checkpoint: CheckpointFn) -> None:
-        """Return once the region's staged writer has replayed `lsn`; TransientProviderError past `timeout`."""
+        """Return once the region's staged writer has replayed `lsn` (a marker_lsn answer); TransientProviderError past `timeout`."""
 
     def is_writer(self, region: str) -> bool:
         """Whether the region's home writer runs and is out of recovery (promoted)."""
 
     def promote(self, region: str) -> dict:
         """Promote the staged writer, confirmed out of recovery; fence it for the other homes, then unfence its own; drop the origin's slot for it; idempotent."""
+
+    def add_shard_secondaries(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict:
+        """Secondaries of the region's new shard elsewhere, and what the region needs to read the other shards locally; returns once they serve; idempotent."""
+
+    def remove_shard_secondaries(self, region: str) -> None:
+        """Remove what add_shard_secondaries made; idempotent."""
 
     def filter_in_replica_identity(self, region: str) -> tuple[bool, str]:
         """(ok, why): a row filter on home_region is allowed on the region's writer (replica identity covers it)."""

@@ -11,13 +11,16 @@ import os
 import threading
 import time
 
+import boto3
 import psycopg
+import psycopg.conninfo
 import pytest
 
 from app.db import upgrade
-from tests.app.conftest import AP, US, login, seed, set_fence
+from tests.app.conftest import AP, US, login, replica_pair, seed, set_fence  # noqa: F401 (a fixture)
 from tests.app.test_write_hold import metric
 from tests.conftest import a_pg_server
+from tests.providers.aws.conftest import moto, moto_url  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.lab
 
@@ -167,3 +170,61 @@ def test_after_its_cutover_a_homes_sign_ups_and_renames_claim_at_the_us_east_1_a
     held = claims(db)
     assert held["morpheus"] == TOKYO_PLAYER and old_handle not in held  # moved at the authority
     assert virginia.post("/v1/players", json={"handle": "morpheus"}).status_code == 409
+
+
+def test_a_token_of_a_homes_writer_is_read_from_this_regions_secondary_of_its_shard_once_replayed(
+        make_client, db, replica_pair, tmp_path):  # noqa: F811
+    """replica_pair stands for Tokyo's home writer and this region's streaming secondary of its shard."""
+    home_writer, shard_secondary, standby = replica_pair
+    writers = tmp_path / "writers.json"
+    route(writers, {AP: home_writer, f"reader:{AP}": shard_secondary})
+    app = make_client(US, writers_file=writers, read_your_writes_wait_ms=5000)
+    tokyo = login(app, TOKYO_PLAYER)
+    written = app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 41}, headers=tokyo)
+    assert written.status_code == 200 and written.headers["X-LSN"].endswith(f"@{AP}")
+    read = app.get(f"/v1/players/{TOKYO_PLAYER}", headers={"X-Min-LSN": written.headers["X-LSN"]})
+    assert read.status_code == 200 and read.json()["coins"] == 41
+    assert read.headers["X-Read-From"] == "shard-reader"  # local, and it has the write
+
+    with psycopg.connect(shard_secondary, autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+    try:
+        app = make_client(US, writers_file=writers, read_your_writes_wait_ms=200)
+        tokyo = login(app, TOKYO_PLAYER)
+        written = app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 42}, headers=tokyo)
+        read = app.get(f"/v1/players/{TOKYO_PLAYER}", headers={"X-Min-LSN": written.headers["X-LSN"]})
+        assert read.json()["coins"] == 42 and read.headers["X-Read-From"] == "home-writer"  # it lags: the writer
+    finally:
+        with psycopg.connect(shard_secondary, autocommit=True) as conn:
+            conn.execute("SELECT pg_wal_replay_resume()")
+
+
+def test_on_aws_the_writers_map_is_an_ssm_parameter_whose_entries_name_only_where_the_writer_is(
+        make_client, db, second_server, moto, monkeypatch):
+    """WRITERS_PARAMETER (moto's SSM standing for the region's), read before the first request, then polled;
+    an entry of host and port (what the tool writes on AWS) takes database, user and TLS from WRITER_DSN."""
+    name = psycopg.conninfo.conninfo_to_dict(db)["dbname"]
+    with psycopg.connect(second_server.dsn(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    upgrade(second_server.dsn(name), "expand@head")
+    seed(second_server.dsn(name))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto)
+    ssm = boto3.client("ssm", region_name=US, endpoint_url=moto)
+    parameter = "/game/us-east-1/api/home-writers"
+    ssm.put_parameter(Name=parameter, Type="String",
+                      Value=json.dumps({AP: f"host=127.0.0.1 port={second_server.port} application_name=game-home-x"}))
+    try:
+        app = make_client(US, writers_parameter=parameter, home_routing_poll_seconds=0.1)
+        tokyo = login(app, TOKYO_PLAYER)
+        moved = app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 51}, headers=tokyo)  # the first request
+        assert moved.status_code == 200 and moved.headers["X-LSN"].endswith(f"@{AP}"), moved.text
+        assert coins(second_server.dsn(name), TOKYO_PLAYER) == 51 and coins(db, TOKYO_PLAYER) != 51
+        ssm.put_parameter(Name=parameter, Type="String", Value="{}", Overwrite=True)  # a rollback routes back
+        deadline = time.monotonic() + 30
+        while "@" in app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 52}, headers=tokyo).headers["X-LSN"]:
+            assert time.monotonic() < deadline, "the task never polled the new map"
+            time.sleep(0.05)
+        assert coins(db, TOKYO_PLAYER) == 52
+    finally:
+        with psycopg.connect(second_server.dsn(), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -3,6 +3,7 @@ look like from the lab's real processes, the phase as the harness sees it, and t
 
 from __future__ import annotations
 
+import json
 import os
 
 import psycopg
@@ -31,6 +32,9 @@ def assert_cut_over(lab) -> None:
     assert hw.reverse_stream(REGION)["enabled"]
     assert all(hw.writes_routed(REGION).values())
     assert LabHomeServing(lab).serving(REGION) == REGION
+    for other in set(REGIONS) - {REGION}:  # its shard's secondaries stream, and the apps there know them
+        assert lab.shard_pg(REGION, other).is_running(), other
+        assert f"reader:{REGION}" in json.loads(lab.writers_file(other).read_text()), other
 
 
 def assert_nothing_left(lab) -> None:
@@ -40,6 +44,7 @@ def assert_nothing_left(lab) -> None:
     assert hw.reverse_stream(REGION) is None
     assert not any(hw.writes_routed(REGION).values())
     assert LabHomeServing(lab).serving(REGION) == SOURCE_REGION
+    assert not any(lab.shard_pg(REGION, other).exists() for other in set(REGIONS) - {REGION})
     with psycopg.connect(lab.primary().dsn()) as conn:
         assert conn.execute("SELECT count(*) FROM pg_replication_slots WHERE slot_name = %s",
                             (slot_name(REGION),)).fetchone() == (0,)

@@ -42,6 +42,8 @@ class DatabaseAccess:
     def writer_dsn(self) -> str:
         return self.dsn(*self._writer_address())
 
-    def schema_store(self) -> PgSchemaStore:
-        return PgSchemaStore(self.writer_dsn, password=self.password, where="aws schema")
+    def schema_store(self, homes=None) -> PgSchemaStore:
+        """The schema at the origin's writer; `homes` () -> {region: () -> DSN} names the promoted home
+        writers (cutover), whose schema expand and contract change too."""
+        return PgSchemaStore(self.writer_dsn, password=self.password, where="aws schema", homes=homes)
 

@@ -53,6 +53,11 @@ REPLAY_POLL_S = 0.01
 STAGE_CATCH_UP_S = 600.0  # a freshly copied standby replaying what was written during its copy
 
 
+def shard_slot(region: str) -> str:
+    """The home writer's physical slot for its shard's secondary in `region`."""
+    return "shard_" + region.replace("-", "_")
+
+
 def slot_name(region: str) -> str:
     return "home_" + region.replace("-", "_")
 
@@ -158,8 +163,10 @@ class LabHomeWriters:
             return conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()[0]
 
     def discard(self, region: str) -> None:
-        """Stop and remove the region's future (or promoted) writer and the origin's slot for it; idempotent."""
+        """Stop and remove the region's future (or promoted) writer, its shard's secondaries and the origin's
+        slot for it; idempotent."""
         home = self._home(region, "discard writer")
+        self.remove_shard_secondaries(region)
         with self._errors(region, "discard writer"):
             partial = home.datadir.with_name(home.datadir.name + ".partial")
             _kill_basebackups_into(partial)
@@ -181,6 +188,86 @@ class LabHomeWriters:
                     return
                 conn.execute("SELECT pg_terminate_backend(%s, 5000)", (row[0],))
                 time.sleep(self.poll_interval)
+
+    # ---- the shard's secondaries ------------------------------------------------------------------
+
+    def add_shard_secondaries(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict[str, Any]:
+        """A physical standby of the region's home writer in every other region (pg_basebackup through that
+        region's link to it, slot `shard_<other>` on the writer, as attach-secondary builds the origin's),
+        and every other region's apps told where it is ("reader:<home>" in their WRITERS_FILE: a read with a
+        token of the home's writer is served there once it has replayed it). Idempotent."""
+        home = self._home(region, "shard secondaries")
+        if not self.is_writer(region):
+            raise ProviderError(f"{region}: shard secondaries: its home writer is not promoted", where=WHERE,
+                                hint="promote it first (the cutover's promote step)")
+        made = []
+        others = [o for o in REGIONS if o != region]
+        for position, other in enumerate(others):
+            node, slot, wan = self.t.shard_pg(region, other), shard_slot(other), self.t.home_wan_port(other, region)
+            with self._errors(region, f"shard secondary in {other}"):
+                with self._connect(home.dsn()) as conn:
+                    if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
+                        with contextlib.suppress(psycopg.errors.DuplicateObject):
+                            conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+                if not node.exists():
+                    partial = node.datadir.with_name(node.datadir.name + ".partial")
+                    _kill_basebackups_into(partial)
+                    shutil.rmtree(partial, ignore_errors=True)
+                    node.datadir.parent.mkdir(parents=True, exist_ok=True)
+                    ensure_reachable_by_postgres(node.datadir.parent)
+                    give_to_postgres(partial)
+                    self._copier._copy(f"{region}-shard-{other}", wan, slot, partial,
+                                       lambda done, total, p=position: progress(p, len(others)), checkpoint)
+                    self._copier._configure_standby(f"{region}-shard-{other}", node, partial, wan, slot)
+                    os.rename(partial, node.datadir)
+                if not node.is_running():
+                    node.start()
+            made.append(f"{node.datadir.name} (port {node.port})")
+            progress(position + 1, len(others))
+        with self._errors(region, "shard secondaries"):
+            with self._connect(home.dsn()) as conn:
+                now = sql.current_lsn(conn)
+            for other in others:
+                self._wait_standby(self.t.shard_pg(region, other), now, f"{region}'s shard secondary in {other}",
+                                   STAGE_CATCH_UP_S, checkpoint)
+            self._set_shard_readers(region, on=True)
+        return {"secondaries": made, "caught_up_to": now}
+
+    def _wait_standby(self, node: PgCluster, lsn: str, what: str, timeout: float, checkpoint: CheckpointFn) -> None:
+        with self._connect(node.dsn()) as conn:
+            self._wait(lambda: bool(conn.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                                 (lsn,)).fetchone()[0]),
+                       f"{what} to replay {lsn}", timeout, checkpoint)
+
+    def remove_shard_secondaries(self, region: str) -> None:
+        """The region's shard secondaries stopped and removed, the apps told first, the writer's slots dropped; idempotent."""
+        home = self._home(region, "remove shard secondaries")
+        with self._errors(region, "remove shard secondaries"):
+            self._set_shard_readers(region, on=False)
+            for other in REGIONS:
+                if other == region:
+                    continue
+                node = self.t.shard_pg(region, other)
+                partial = node.datadir.with_name(node.datadir.name + ".partial")
+                _kill_basebackups_into(partial)
+                shutil.rmtree(partial, ignore_errors=True)
+                node.destroy()
+                if home.exists() and home.is_running():
+                    with self._connect(home.dsn()) as conn:
+                        if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
+                                        (shard_slot(other),)).fetchone():
+                            conn.execute("SELECT pg_drop_replication_slot(%s)", (shard_slot(other),))
+
+    def _set_shard_readers(self, region: str, on: bool) -> None:
+        """"reader:<region>" → the local shard secondary in every other region's WRITERS_FILE (or removed)."""
+        for app_region in REGIONS:
+            if app_region == region:
+                continue
+            node = self.t.shard_pg(region, app_region)
+            # named by its copy, as the writer's DSN is: a later cutover makes another at the same address
+            dsn = f"{node.dsn()}?application_name=game-shard-{self._incarnation(node)}" if on else ""
+            self._edit_routes(app_region, lambda routes, dsn=dsn: (
+                routes.__setitem__(f"reader:{region}", dsn) if on else routes.pop(f"reader:{region}", None)))
 
     # ---- fences ------------------------------------------------------------------------------------
 
@@ -368,16 +455,18 @@ class LabHomeWriters:
         # the same address): an app's pool to the old one must not serve the new one.
         incarnation = f"?application_name=game-home-{self._incarnation(home)}" if on else ""
         for app_region in REGIONS:
-            path = self.t.writers_file(app_region)
-            routes = json.loads(path.read_text()) if path.exists() else {}
-            if on:
-                routes[key] = (home.dsn() if app_region == region
-                               else home.dsn(port=self.t.home_wan_port(app_region, region))) + incarnation
-            else:
-                routes.pop(key, None)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(json.dumps(routes, indent=2, sort_keys=True))
-            os.replace(tmp, path)
+            dsn = (home.dsn() if app_region == region else home.dsn(port=self.t.home_wan_port(app_region, region)))
+            self._edit_routes(app_region, lambda routes, dsn=dsn: (
+                routes.__setitem__(key, dsn + incarnation) if on else routes.pop(key, None)))
+
+    def _edit_routes(self, app_region: str, edit) -> None:
+        """`edit` applied to `app_region`'s WRITERS_FILE, which is replaced atomically."""
+        path = self.t.writers_file(app_region)
+        routes = json.loads(path.read_text()) if path.exists() else {}
+        edit(routes)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(routes, indent=2, sort_keys=True))
+        os.replace(tmp, path)
 
     @staticmethod
     def _incarnation(home: PgCluster) -> str:

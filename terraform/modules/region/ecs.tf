@@ -58,6 +58,10 @@ locals {
     # region at a cutover or a region loss (never by Terraform), read by every task before its first
     # request and then polled; ReadOwnSsmPath covers it
     HOME_ROUTING_PARAMETER = "${local.ssm_path}/home-routing"
+    # the home writers map (each cut-over home's writer, as host and port; the task completes it from
+    # WRITER_DSN and PGPASSWORD): written by `migrate` at a cutover, read before the first request and
+    # then polled; ReadOwnSsmPath covers it
+    WRITERS_PARAMETER = "${local.ssm_path}/home-writers"
     # /metrics and /internal/* answer only here, bound to 127.0.0.1 (app/internal.py): no port mapping,
     # so neither the ALB nor anything in the VPC reaches them; a sidecar in the task can.
     INTERNAL_PORT = tostring(var.api_internal_port)
