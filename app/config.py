@@ -30,8 +30,11 @@ class Settings(BaseSettings):
                                   "writes to WRITER_DSN")
     writers_parameter: str | None = Field(
         default=None, description="SSM parameter (in REGION) holding the same map as WRITERS_FILE, polled every "
-                                  "HOME_ROUTING_POLL_SECONDS; wins over it (AWS: every task reads one map). An entry "
+                                  "WRITERS_POLL_SECONDS; wins over it (AWS: every task reads one map). An entry "
                                   "that names only host and port takes the rest from WRITER_DSN")
+    writers_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60, description="how often WRITERS_PARAMETER is read (jittered): a cutover's held "
+                                              "writes wait for it, so keep it well under WRITE_HOLD_SECONDS")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="this region's Redis")
     redis_prefix: str | None = Field(default=None, description="key prefix; default 'game:<region>:'")
     peer_regions: dict[str, str] = Field(

@@ -51,7 +51,7 @@ class Runtime:
         http = httpx.AsyncClient(timeout=settings.peer_timeout_seconds, transport=peer_transport,
                                  headers={"user-agent": f"game-api/{settings.app_version} ({settings.region})"})
         routing = home_routing_source(settings)
-        writers = (WatchedParameter(settings.writers_parameter, settings.region, settings.home_routing_poll_seconds)
+        writers = (WatchedParameter(settings.writers_parameter, settings.region, settings.writers_poll_seconds)
                    if settings.writers_parameter else None)
         # read before the first request: a task that served by identity (or wrote to the origin) until its
         # first poll would send a cut-over home's writes to the origin, which refuses them

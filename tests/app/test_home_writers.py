@@ -214,7 +214,7 @@ def test_on_aws_the_writers_map_is_an_ssm_parameter_whose_entries_name_only_wher
     ssm.put_parameter(Name=parameter, Type="String",
                       Value=json.dumps({AP: f"host=127.0.0.1 port={second_server.port} application_name=game-home-x"}))
     try:
-        app = make_client(US, writers_parameter=parameter, home_routing_poll_seconds=0.1)
+        app = make_client(US, writers_parameter=parameter, writers_poll_seconds=0.1)
         tokyo = login(app, TOKYO_PLAYER)
         moved = app.patch(f"/v1/players/{TOKYO_PLAYER}", json={"coins": 51}, headers=tokyo)  # the first request
         assert moved.status_code == 200 and moved.headers["X-LSN"].endswith(f"@{AP}"), moved.text

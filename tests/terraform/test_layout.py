@@ -218,3 +218,13 @@ def test_the_home_shard_end_state_is_described_and_adopted_from_the_cutover_by_a
         main = dict(_blocks(_load(root / "main.tf"), "module"))["region"]
         assert main["home_shard"] == "${var.home_shard}"
         assert main["home_shard_secondaries"] == "${var.home_shard_secondaries}"
+
+
+def test_tasks_poll_the_home_writers_map_each_second_with_parameter_stores_higher_throughput():
+    resources = _resources()
+    environment = str(resources[("aws_ecs_task_definition", "api")]) + str(_module_blocks("locals"))
+    assert "WRITERS_PARAMETER" in environment and "/home-writers" in environment
+    assert "WRITERS_POLL_SECONDS" in environment
+    setting = resources[("aws_ssm_service_setting", "parameter_store_high_throughput")]
+    assert setting["setting_id"].endswith("servicesetting/ssm/parameter-store/high-throughput-enabled")
+    assert setting["setting_value"] == "true"

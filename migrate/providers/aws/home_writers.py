@@ -65,7 +65,7 @@ ORIGIN = "origin"
 MARKER_PREFIX = "marker:"
 WARM_PREFIX = "warm:"
 LOGICAL_REPLICATION = "rds.logical_replication"
-APP_POLL_SECONDS = 5.0  # the apps' HOME_ROUTING_POLL_SECONDS default: WRITERS_PARAMETER is polled as often
+APP_POLL_SECONDS = 1.0  # the apps' WRITERS_POLL_SECONDS default: the held writes wait one poll after routing flips
 MARKER_POLL_S = 0.05  # the home's writes are held while the marker is awaited: poll closely
 
 

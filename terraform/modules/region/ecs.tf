@@ -62,10 +62,21 @@ locals {
     # WRITER_DSN and PGPASSWORD): written by `migrate` at a cutover, read before the first request and
     # then polled; ReadOwnSsmPath covers it
     WRITERS_PARAMETER = "${local.ssm_path}/home-writers"
+    # held writes wait one poll once routing flips: well under WRITE_HOLD_SECONDS (3 s). Every task polls
+    # it each second, which needs Parameter Store's higher throughput (ssm.tf)
+    WRITERS_POLL_SECONDS = "1"
     # /metrics and /internal/* answer only here, bound to 127.0.0.1 (app/internal.py): no port mapping,
     # so neither the ALB nor anything in the VPC reaches them; a sidecar in the task can.
     INTERNAL_PORT = tostring(var.api_internal_port)
   })
+}
+
+# Every task reads WRITERS_PARAMETER each second (a cutover's held writes wait one poll) and the home
+# routing map every few: Parameter Store's standard throughput (40 GetParameter/s per account and
+# region) would throttle a fleet, so the region runs with its higher throughput.
+resource "aws_ssm_service_setting" "parameter_store_high_throughput" {
+  setting_id    = "arn:${local.partition}:ssm:${local.region}:${local.account_id}:servicesetting/ssm/parameter-store/high-throughput-enabled"
+  setting_value = "true"
 }
 
 resource "aws_ecs_task_definition" "api" {
