@@ -30,7 +30,10 @@ import json
 import os
 import shutil
 import time
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from typing import Any
 
 import psycopg
@@ -51,6 +54,10 @@ INCARNATION_FILE = "migrate-incarnation"  # which staging made this copy (in the
 DATABASE = "postgres"  # the lab's players live in the default database
 REPLAY_POLL_S = 0.01
 STAGE_CATCH_UP_S = 600.0  # a freshly copied standby replaying what was written during its copy
+
+
+class _CopyStopped(Exception):
+    """A shard secondary's copy told to stop because the step is stopping (abort, fault, error)."""
 
 
 def shard_slot(region: str) -> str:
@@ -200,30 +207,26 @@ class LabHomeWriters:
         if not self.is_writer(region):
             raise ProviderError(f"{region}: shard secondaries: its home writer is not promoted", where=WHERE,
                                 hint="promote it first (the cutover's promote step)")
-        made = []
         others = [o for o in REGIONS if o != region]
-        for position, other in enumerate(others):
-            node, slot, wan = self.t.shard_pg(region, other), shard_slot(other), self.t.home_wan_port(other, region)
-            with self._errors(region, f"shard secondary in {other}"):
-                with self._connect(home.dsn()) as conn:
-                    if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
-                        with contextlib.suppress(psycopg.errors.DuplicateObject):
-                            conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
-                if not node.exists():
-                    partial = node.datadir.with_name(node.datadir.name + ".partial")
-                    _kill_basebackups_into(partial)
-                    shutil.rmtree(partial, ignore_errors=True)
-                    node.datadir.parent.mkdir(parents=True, exist_ok=True)
-                    ensure_reachable_by_postgres(node.datadir.parent)
-                    give_to_postgres(partial)
-                    self._copier._copy(f"{region}-shard-{other}", wan, slot, partial,
-                                       lambda done, total, p=position: progress(p, len(others)), checkpoint)
-                    self._copier._configure_standby(f"{region}-shard-{other}", node, partial, wan, slot)
-                    os.rename(partial, node.datadir)
-                if not node.is_running():
-                    node.start()
-            made.append(f"{node.datadir.name} (port {node.port})")
-            progress(position + 1, len(others))
+        # Copied side by side: each copy mostly waits on its link's round trips, not on this machine.
+        stop = threading.Event()
+
+        def worker_checkpoint() -> None:
+            if stop.is_set():
+                raise _CopyStopped()
+        with ThreadPoolExecutor(max_workers=len(others), thread_name_prefix="shard-copy") as pool:
+            copies = [pool.submit(self._shard_secondary, region, other, worker_checkpoint) for other in others]
+            try:
+                while not all(copy.done() for copy in copies):
+                    checkpoint()  # an abort or a fault lands here, in the step's own thread
+                    progress(sum(copy.done() for copy in copies), len(others))
+                    time.sleep(self.poll_interval)
+            except BaseException:
+                stop.set()  # each copy cleans up its partial folder as it stops
+                futures_wait(copies)
+                raise
+            made = [copy.result() for copy in copies]
+        progress(len(others), len(others))
         with self._errors(region, "shard secondaries"):
             with self._connect(home.dsn()) as conn:
                 now = sql.current_lsn(conn)
@@ -232,6 +235,29 @@ class LabHomeWriters:
                                    STAGE_CATCH_UP_S, checkpoint)
             self._set_shard_readers(region, on=True)
         return {"secondaries": made, "caught_up_to": now}
+
+    def _shard_secondary(self, region: str, other: str, checkpoint: CheckpointFn) -> str:
+        """`region`'s shard secondary in `other`, copied (unless a finished copy exists) and running."""
+        home = self.t.home_pg(region)
+        node, slot, wan = self.t.shard_pg(region, other), shard_slot(other), self.t.home_wan_port(other, region)
+        with self._errors(region, f"shard secondary in {other}"):
+            with self._connect(home.dsn()) as conn:
+                if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
+                    with contextlib.suppress(psycopg.errors.DuplicateObject):
+                        conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+            if not node.exists():
+                partial = node.datadir.with_name(node.datadir.name + ".partial")
+                _kill_basebackups_into(partial)
+                shutil.rmtree(partial, ignore_errors=True)
+                node.datadir.parent.mkdir(parents=True, exist_ok=True)
+                ensure_reachable_by_postgres(node.datadir.parent)
+                give_to_postgres(partial)
+                self._copier._copy(f"{region}-shard-{other}", wan, slot, partial, lambda done, total: None, checkpoint)
+                self._copier._configure_standby(f"{region}-shard-{other}", node, partial, wan, slot)
+                os.rename(partial, node.datadir)
+            if not node.is_running():
+                node.start()
+        return f"{node.datadir.name} (port {node.port})"
 
     def _wait_standby(self, node: PgCluster, lsn: str, what: str, timeout: float, checkpoint: CheckpointFn) -> None:
         with self._connect(node.dsn()) as conn:
