@@ -52,7 +52,7 @@ TEST_WORKERS ?= 4
 test:
 	@$(MAKE) --no-print-directory -j2 setup $(CHECKOV)
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not latency_gated" --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not latency_gated" --durations=15
 	MIGRATE_LAB_DNS_TTL=2 $(BIN)/pytest -q -p no:cacheprovider -m latency_gated --durations=5
 
 demo: setup

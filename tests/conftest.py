@@ -18,6 +18,20 @@ from migrate.lab.pg import PgCluster, free_port
 # Each pytest-xdist worker runs its own labs (clusters, Redis, apps, moto, WAN proxy, journals) in its
 # own temp folders; its own port range keeps them from ever meeting, in this process and in every
 # `migrate` subprocess a test starts (they inherit the variable).
+# Longest modules first: `make test` hands whole modules to its workers (--dist loadfile) in collection
+# order (--no-loadscope-reorder: xdist would otherwise order them by how many tests each holds, which sends
+# the phase modules, a few long lab tests each, to the end, where one runs alone while the others idle).
+LONGEST_FIRST = ("tests/phases/", "tests/app/", "tests/lab/")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Stable, by directory: a module's tests stay together (its module-scoped fixtures are made once)."""
+    def rank(item) -> int:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)),
+                    len(LONGEST_FIRST))
+    items.sort(key=rank)
+
+
 WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
 PORTS_PER_WORKER = 1500
 os.environ["MIGRATE_PORT_RANGE"] = f"{20000 + WORKER * PORTS_PER_WORKER}-{20000 + (WORKER + 1) * PORTS_PER_WORKER}"

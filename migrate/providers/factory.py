@@ -65,7 +65,8 @@ def build_providers(spec, env) -> Providers:
                      schema=access.schema_store(homes=home_writers.promoted) if access else None,
                      home_writers=home_writers,
                      home_serving=AwsHomeServing(regions, global_database.clients,
-                                                 origin_dsn=access.writer_dsn if access else None),
+                                                 origin_dsn=access.writer_dsn if access else None,
+                                                 origin_password=access.password if access else None),
                      shadow=shadow.from_spec(spec, env, repo_root, runtime=aws_side["runtime"]),
                      traffic_metrics=metrics.from_spec(spec, env, repo_root, dns=aws_side["dns"]), **aws_side)
 

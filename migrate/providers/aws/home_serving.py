@@ -47,6 +47,7 @@ class AwsHomeServing:
         routing_parameter: str = "/game/{region}/api/home-routing",
         redis_url_parameter: str = "/game/{region}/api/redis-url",
         origin_dsn: Callable[[], str] | None = None,
+        origin_password: Callable[[], str] | None = None,
         app_poll_seconds: float = APP_POLL_SECONDS,
         propagation_margin: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
@@ -54,12 +55,13 @@ class AwsHomeServing:
         """
         regions: every region of the spec, the source first (reads try them in this order).
         origin_dsn: libpq DSN of the origin's writer (DatabaseAccess.writer_dsn); None: moving state refuses.
+        origin_password: its password (DatabaseAccess.password: the DSN carries none); None: the DSN's or libpq's own.
         app_poll_seconds / propagation_margin: how long a written map takes to reach every task.
         """
         self.regions = tuple(regions)
         self._clients = clients or AwsClients(endpoint_url=endpoint_url)
         self._redis_url = redis_url_parameter
-        self._origin_dsn = origin_dsn
+        self._origin_dsn, self._origin_password = origin_dsn, origin_password
         self.routing = SsmJsonMap(self.regions, self._clients, routing_parameter, what="home routing map",
                                   where=WHERE, propagation_seconds=app_poll_seconds * 1.2 + propagation_margin,
                                   sleep=sleep)
@@ -127,7 +129,8 @@ class AwsHomeServing:
             raise ProviderError("the spec names no database_secret_id: the origin's players cannot be read",
                                 where=WHERE, hint="set [environments.aws.aws] database_secret_id")
         try:
-            with psycopg.connect(self._origin_dsn(), autocommit=True, connect_timeout=10) as conn:
+            password = {"password": self._origin_password()} if self._origin_password else {}
+            with psycopg.connect(self._origin_dsn(), autocommit=True, connect_timeout=10, **password) as conn:
                 rows = conn.execute("SELECT id FROM players WHERE id = ANY(%s) AND home_region = %s",
                                     (player_ids, home)).fetchall()
         except psycopg.OperationalError as exc:

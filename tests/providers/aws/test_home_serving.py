@@ -15,6 +15,7 @@ from migrate.providers.aws.home_serving import AwsHomeServing
 from tests.app.conftest import RedisServer
 
 from .conftest import SOURCE, TOKYO, FRANKFURT, StubbedClients
+from .test_database_access import PASSWORD, password_pg  # noqa: F401 (a module fixture)
 
 REGIONS = (SOURCE, TOKYO, FRANKFURT)
 
@@ -159,3 +160,17 @@ def test_moving_state_without_the_origins_credentials_is_refused_in_one_line(mot
             adapter.state_counts(TOKYO, FRANKFURT)
     finally:
         cache.stop()
+
+
+def test_the_origins_players_are_read_with_the_secrets_password(moto_clients, password_pg):
+    """Which of a home's players the origin holds is read with DatabaseAccess's password: its DSN carries none."""
+    dsn = f"host=127.0.0.1 port={password_pg.port} dbname=game user=migrator"
+    with psycopg.connect(dsn, password=PASSWORD, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS players (id bigint PRIMARY KEY, home_region text)")
+        conn.execute("INSERT INTO players VALUES (1, %s), (2, %s), (3, %s) ON CONFLICT DO NOTHING", (TOKYO, TOKYO, SOURCE))
+    adapter = AwsHomeServing(REGIONS, moto_clients, origin_dsn=lambda: dsn, origin_password=lambda: PASSWORD,
+                             sleep=lambda _s: None)
+    assert adapter._homed(TOKYO, [1, 2, 3]) == {1, 2}
+    without = AwsHomeServing(REGIONS, moto_clients, origin_dsn=lambda: dsn, sleep=lambda _s: None)
+    with pytest.raises(ProviderError, match="password"):
+        without._homed(TOKYO, [1])
