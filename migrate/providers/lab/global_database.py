@@ -309,10 +309,12 @@ class LabGlobalDatabase:
         return {**outputs, "bytes": total, "reused": False}
 
     def _copy(self, region: str, wan: int, slot: str, partial: Path, progress: ProgressFn,
-              checkpoint: CheckpointFn) -> int:
-        """Run pg_basebackup through the WAN link into `partial`; returns the bytes copied."""
+              checkpoint: CheckpointFn, *, max_rate: str | None = None) -> int:
+        """Run pg_basebackup through the WAN link into `partial` (at most `max_rate`, pg_basebackup's
+        --max-rate, e.g. "10M" per second; None: as fast as it goes); returns the bytes copied."""
         args = ["pg_basebackup", "-h", "127.0.0.1", "-p", str(wan), "-U", PG_USER, "-D", str(partial),
-                "-X", "stream", "-S", slot, "-c", "fast", "-P", "--write-recovery-conf", "--no-password"]
+                "-X", "stream", "-S", slot, "-c", "fast", "-P", "--write-recovery-conf", "--no-password",
+                *(["--max-rate", max_rate] if max_rate else [])]
         env = {**os.environ, "PGAPPNAME": f"migrate-basebackup-{region}", "PGCONNECT_TIMEOUT": "10"}
         # Its own process group: killing the group also takes the WAL-streaming child it forks.
         proc = popen_pg(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
