@@ -169,6 +169,9 @@ class Ticket(BaseModel):
     status: Literal["waiting", "matched", "cancelled"]
     created_at: datetime
     updated_at: datetime
+    expires_at: datetime | None = Field(default=None, description="when the ticket is forgotten unless it "
+                                        "changes first (TICKET_TTL_SECONDS after its last change); a 404 after "
+                                        "it is an expiry, so a client knows to queue again")
     match: Match | None = None
 
 
@@ -181,7 +184,11 @@ def _scripts(rt: Runtime) -> dict:
 
 
 async def _load(rt: Runtime, ticket_id: str, player_id: int) -> Ticket:
-    raw = await rt.redis.hgetall(f"{rt.settings.key_prefix}mm:ticket:{ticket_id}")
+    key = f"{rt.settings.key_prefix}mm:ticket:{ticket_id}"
+    async with rt.redis.pipeline(transaction=False) as pipe:  # one round trip for both
+        pipe.hgetall(key)
+        pipe.pttl(key)
+        raw, left_ms = await pipe.execute()
     if not raw:
         raise AppError(404, "ticket_not_found", f"no ticket {ticket_id} (expired?)", ticket_id=ticket_id)
     data = {k.decode(): v.decode() for k, v in raw.items()}
@@ -196,7 +203,8 @@ async def _load(rt: Runtime, ticket_id: str, player_id: int) -> Ticket:
     status = "waiting" if data["status"] in ("claimed", "moving") else data["status"]
     return Ticket(ticket_id=ticket_id, player_id=player_id, region=rt.settings.region, mode=data["mode"],
                   status=status, created_at=utc(float(data["created_at"])),
-                  updated_at=utc(float(data["updated_at"])), match=match)
+                  updated_at=utc(float(data["updated_at"])),
+                  expires_at=utc(rt.clock() + left_ms / 1000) if left_ms and left_ms > 0 else None, match=match)
 
 
 def known_regions(rt: Runtime) -> list[str]:

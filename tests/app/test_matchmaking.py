@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+import time
+from datetime import datetime
 
 import pytest
 import redis
@@ -112,3 +114,18 @@ def test_concurrent_creates_never_share_a_ticket(make_client, redis_url, size):
     assert ticket_uses and max(ticket_uses.values()) == 1
     for r in records:
         assert sorted(int(t["player_id"]) for t in r["tickets"]) == sorted(by_match[r["match_id"]])
+
+
+def test_a_ticket_says_when_it_expires_and_is_gone_after_it(make_client, redis_url):
+    """expires_at is TICKET_TTL_SECONDS after the ticket's last change (its Redis key's own TTL): a client
+    that meets a 404 after it knows the ticket expired and queues again."""
+    app = make_client(US, ticket_ttl_seconds=5)
+    headers = login(app, 1)
+    asked = time.time()
+    ticket = app.post("/v1/matchmaking/tickets", json={"mode": "solo"}, headers=headers).json()
+    answered = time.time()
+    expires = datetime.fromisoformat(ticket["expires_at"]).timestamp()
+    assert asked + 5 - 0.01 <= expires <= answered + 5  # set within the request, 5 s on (ms precision)
+    redis.Redis.from_url(redis_url).delete(f"game:{US}:mm:ticket:{ticket['ticket_id']}")  # what expiry does
+    gone = app.get(f"/v1/matchmaking/tickets/{ticket['ticket_id']}", headers=headers)
+    assert gone.status_code == 404 and gone.json()["error"] == "ticket_not_found"

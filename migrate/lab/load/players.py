@@ -19,6 +19,7 @@ import random
 import ssl
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
 
 import httpx
@@ -45,7 +46,16 @@ class Session:
     serving_region: str | None = None  # where the login said this player's home is served
     ticket_id: str | None = None
     ticket_polls: int = 0
+    ticket_expires_at: float | None = None  # the ticket's expires_at, as its last answer gave it (epoch s)
     last_lsn: str | None = None  # X-LSN of the last acknowledged profile write
+
+
+def _epoch(iso: object) -> float | None:
+    """Epoch seconds of an ISO 8601 time from an answer; None when absent or not one."""
+    try:
+        return datetime.fromisoformat(str(iso)).timestamp() if iso else None
+    except ValueError:
+        return None
 
 
 def load_players(writer_dsn: str, per_geography: dict[str, int], seed: int) -> dict[str, list[int]]:
@@ -369,7 +379,17 @@ class Player:
 
         if out.ok and isinstance(out.body, dict) and out.body.get("status") == "waiting":
             s.ticket_id, s.ticket_polls = out.body.get("ticket_id"), 0
+            s.ticket_expires_at = _epoch(out.body.get("expires_at"))
         return out
+
+    def _expired(self, s: Session, out) -> None:
+        """A 404 for a ticket past the expires_at its last answer gave is the game forgetting an old ticket
+        (TICKET_TTL_SECONDS without a change), which the client meets by queueing again: not a failure."""
+        code = out.body.get("error") if isinstance(out.body, dict) else None
+        if out.status == 404 and code == "ticket_not_found" and s.ticket_expires_at is not None \
+                and time.time() >= s.ticket_expires_at:
+            out.error = None
+            self.metrics.recovered["ticket_expired"] += 1
 
     async def _match_poll(self, s: Session, region: str):
         out = await self.net.exchange(s.geography, region, "GET", f"/v1/matchmaking/tickets/{s.ticket_id}",
@@ -377,6 +397,9 @@ class Player:
 
         s.ticket_polls += 1
         status = out.body.get("status") if isinstance(out.body, dict) else None
+        if out.ok and isinstance(out.body, dict):
+            s.ticket_expires_at = _epoch(out.body.get("expires_at"))
+        self._expired(s, out)
         if (out.ok and status != "waiting") or out.status in (403, 404):
             s.ticket_id = None  # matched or cancelled (or gone, e.g. expired): next time queue again
         return out
@@ -385,6 +408,7 @@ class Player:
         out = await self.net.exchange(s.geography, region, "DELETE", f"/v1/matchmaking/tickets/{s.ticket_id}",
                                       headers=self._auth(s))
 
+        self._expired(s, out)
         if out.ok or out.status in (403, 404, 409):
             s.ticket_id = None
         if out.status == 409 and isinstance(out.body, dict) and out.body.get("error") == "already_matched":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timedelta, timezone
 import random
 import socket
 import struct
@@ -32,6 +33,7 @@ class FakeGame:
         self.login_names_serving: str | None = US  # the login's serving_region (None: an app that omits it)
         self.serving_now: str | None = None  # X-Serving-Region on answers about the player (a re-home)
         self.rehomed_to: str | None = None  # a region loss re-homed the player there (epoch 2): old tokens' writes 409
+        self.ticket_expires_in = 300.0  # seconds from the ticket's creation to the expires_at its answer names
 
     def handler(self, region: str):
         def handle(request: httpx.Request) -> httpx.Response:
@@ -49,6 +51,12 @@ class FakeGame:
             stale = self.bump_epoch_after is not None and len(self.calls) > self.bump_epoch_after
             if stale and auth == "Bearer t-1":
                 return httpx.Response(401, json={"error": "unauthorized", "reason": "stale_epoch"})
+            if request.url.path == "/v1/matchmaking/tickets":
+                expires = datetime.now(timezone.utc) + timedelta(seconds=self.ticket_expires_in)
+                return httpx.Response(200, json={"ticket_id": "t1", "status": "waiting",
+                                                 "expires_at": expires.isoformat()})
+            if request.url.path.startswith("/v1/matchmaking/tickets/"):
+                return httpx.Response(404, json={"error": "ticket_not_found"})  # gone
             if request.url.path == "/v1/scores":
                 if region != (self.serving_now or US):
                     return httpx.Response(409, json={"error": "wrong_region", "home_region": US,
@@ -208,3 +216,16 @@ def test_a_stale_home_epoch_refreshes_the_session_where_the_home_is_served_and_r
     assert metrics.recovered == {"stale_home_epoch": 1}
     assert session.token == "t-refreshed" and session.serving_region == AP
     assert ledger.scores[1].acked == 1 and metrics.errors_by_kind == {}
+
+
+@pytest.mark.parametrize("expires_in,an_expiry", [(-1.0, True), (300.0, False)])
+def test_a_ticket_gone_after_its_expires_at_is_an_expiry_and_one_gone_before_it_a_failure(expires_in, an_expiry):
+    game = FakeGame()
+    game.ticket_expires_in = expires_in
+    metrics, _, session = play(game, [(US, "matchmaking"), (US, "matchmaking")])  # queue, then poll: 404
+    assert [c[2] for c in game.calls][-2:] == ["/v1/matchmaking/tickets", "/v1/matchmaking/tickets/t1"]
+    assert session.ticket_id is None  # either way the player queues again next time
+    if an_expiry:
+        assert metrics.errors_by_kind == {} and metrics.recovered == {"ticket_expired": 1}
+    else:
+        assert metrics.errors_by_kind == {"http_404_ticket_not_found": 1} and metrics.recovered == {}
