@@ -11,6 +11,7 @@ from typing import Any
 
 import psycopg
 
+from migrate.errors import TransientProviderError
 from migrate.names import REGIONS
 from migrate.providers.home_fence import set_fenced
 
@@ -23,14 +24,12 @@ def stream_name(region: str) -> str:
     return "home_" + region.replace("-", "_")
 
 
-class StillLocked(Exception):
-    """The barrier could not take players' SHARE lock after ending the transactions older than the fence."""
-
-
-def barrier(conn: psycopg.Connection) -> dict[str, Any]:
+def barrier(conn: psycopg.Connection, where: str, what: str) -> dict[str, Any]:
     """After a fence: LOCK TABLE players IN SHARE MODE twice (each waits for every earlier writer),
     ending the transactions older than the fence that still block it. What it did, with
-    "writable_until": the epoch time after which the database took none of the fenced home's writes."""
+    "writable_until": the epoch time after which the database took none of the fenced home's writes.
+    TransientProviderError (`what`, e.g. "origin: barrier for ap-northeast-1", at `where`) if players
+    stays locked all the same: the step is safe to run again."""
     ended = 0
     fenced_at = conn.execute("SELECT now()").fetchone()[0]
     for _ in range(2):
@@ -46,7 +45,7 @@ def barrier(conn: psycopg.Connection) -> dict[str, Any]:
                     "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() "
                     "AND xact_start < %s", (fenced_at,)).fetchone()[0]
         else:
-            raise StillLocked()
+            raise TransientProviderError(f"{what}: players stayed locked", where=where)
     return {"transactions_ended": int(ended), "writable_until": time.time()}
 
 

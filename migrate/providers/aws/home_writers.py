@@ -271,11 +271,7 @@ class AwsHomeWriters:
     def barrier(self, database: str, home: str) -> dict[str, Any]:
         with self._errors(f"{database}: barrier for {home}"), \
                 self._database(database, "barrier", write=True) as conn:
-            try:
-                return sql.barrier(conn)
-            except sql.StillLocked:
-                raise TransientProviderError(f"{database}: barrier for {home}: players stayed locked",
-                                             where=WHERE) from None
+            return sql.barrier(conn, WHERE, f"{database}: barrier for {home}")
 
     # ---- catch-up and promotion -------------------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import wait as futures_wait
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -115,18 +116,10 @@ class LabHomeWriters:
         home = self._home(region, "stage writer")
         slot = slot_name(region)
         with self._errors(region, "stage writer"):
-            with self._connect(self.t.primary().dsn()) as conn:
-                if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
-                    with contextlib.suppress(psycopg.errors.DuplicateObject):
-                        conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+            self._reserve_slot(self.t.primary().dsn(), slot)
             reused = home.exists()
             if not reused:
-                partial = home.datadir.with_name(home.datadir.name + ".partial")
-                _kill_basebackups_into(partial)
-                shutil.rmtree(partial, ignore_errors=True)
-                home.datadir.parent.mkdir(parents=True, exist_ok=True)
-                ensure_reachable_by_postgres(home.datadir.parent)
-                give_to_postgres(partial)
+                partial = self._fresh_partial(home)
                 wan = self.t.wan_port(region, SOURCE_REGION)
                 total = self._copier._copy(region, wan, slot, partial, progress, checkpoint)
                 self._copier._configure_standby(f"{region}-home", home, partial, wan, slot)
@@ -163,6 +156,29 @@ class LabHomeWriters:
                     settings[key.strip()] = value.strip()
         return settings
 
+    def _reserve_slot(self, dsn: str, slot: str) -> None:
+        """A physical slot `slot` on the server at `dsn`, WAL reserved from now (a copy's standby starts from it); idempotent."""
+        with self._connect(dsn) as conn:
+            if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
+                with contextlib.suppress(psycopg.errors.DuplicateObject):
+                    conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+
+    @staticmethod
+    def _drop_partial(node: PgCluster) -> Path:
+        """A crashed run's half copy into `node` gone (its pg_basebackup killed first); the folder's path."""
+        partial = node.datadir.with_name(node.datadir.name + ".partial")
+        _kill_basebackups_into(partial)
+        shutil.rmtree(partial, ignore_errors=True)
+        return partial
+
+    def _fresh_partial(self, node: PgCluster) -> Path:
+        """An empty folder, owned by postgres, for a new copy into `node` (renamed into place once done)."""
+        partial = self._drop_partial(node)
+        node.datadir.parent.mkdir(parents=True, exist_ok=True)
+        ensure_reachable_by_postgres(node.datadir.parent)
+        give_to_postgres(partial)
+        return partial
+
     def staged(self, region: str) -> bool:
         return self._home(region, "staged").exists()
 
@@ -180,9 +196,7 @@ class LabHomeWriters:
         home = self._home(region, "discard writer")
         self.remove_shard_secondaries(region)
         with self._errors(region, "discard writer"):
-            partial = home.datadir.with_name(home.datadir.name + ".partial")
-            _kill_basebackups_into(partial)
-            shutil.rmtree(partial, ignore_errors=True)
+            self._drop_partial(home)
             home.destroy()
             self._drop_origin_slot(region)
 
@@ -246,17 +260,9 @@ class LabHomeWriters:
         home = self.t.home_pg(region)
         node, slot, wan = self.t.shard_pg(region, other), shard_slot(other), self.t.home_wan_port(other, region)
         with self._errors(region, f"shard secondary in {other}"):
-            with self._connect(home.dsn()) as conn:
-                if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (slot,)).fetchone() is None:
-                    with contextlib.suppress(psycopg.errors.DuplicateObject):
-                        conn.execute("SELECT pg_create_physical_replication_slot(%s, true)", (slot,))
+            self._reserve_slot(home.dsn(), slot)
             if not node.exists():
-                partial = node.datadir.with_name(node.datadir.name + ".partial")
-                _kill_basebackups_into(partial)
-                shutil.rmtree(partial, ignore_errors=True)
-                node.datadir.parent.mkdir(parents=True, exist_ok=True)
-                ensure_reachable_by_postgres(node.datadir.parent)
-                give_to_postgres(partial)
+                partial = self._fresh_partial(node)
                 # The bulk copy reads the writer directly: the lab's one WAN proxy process also carries every
                 # player's requests, and 290 MB through its event loop delays them, which separate regions'
                 # networks would not. The standby then streams through the region's link (primary_conninfo).
@@ -283,9 +289,7 @@ class LabHomeWriters:
                 if other == region:
                     continue
                 node = self.t.shard_pg(region, other)
-                partial = node.datadir.with_name(node.datadir.name + ".partial")
-                _kill_basebackups_into(partial)
-                shutil.rmtree(partial, ignore_errors=True)
+                self._drop_partial(node)
                 node.destroy()
                 if home.exists() and home.is_running():
                     with self._connect(home.dsn()) as conn:
@@ -322,11 +326,7 @@ class LabHomeWriters:
         """Wait out, on `database`, every transaction that wrote players before its fence: LOCK TABLE players
         IN SHARE MODE twice (each waits for every earlier writer), ending what still blocks it."""
         with self._errors(database, f"barrier for {home}"), self._connect(self._cluster(database).dsn()) as conn:
-            try:
-                return sql.barrier(conn)
-            except sql.StillLocked:
-                raise TransientProviderError(f"{database}: barrier for {home}: players stayed locked",
-                                             where=WHERE) from None
+            return sql.barrier(conn, WHERE, f"{database}: barrier for {home}")
 
     # ---- catch-up and promotion ------------------------------------------------------------------
 
