@@ -1,8 +1,17 @@
 """The SQL of a cutover (DESIGN §5, §9), the same on the lab's PostgreSQL and on Aurora: the barrier,
 the catch-up marker, handing a promoted writer its home, the reverse stream (publication and slot on
-the home's writer, subscription on the origin), and what an evacuation reads. Each function takes an
-open autocommit connection; the adapters decide where it points (lab ports, Aurora endpoints) and
-translate errors. The fence itself is providers/home_fence.py."""
+the home's writer, subscription on the origin), the forward stream that keeps a copy detached early
+current (Aurora, below), and what an evacuation reads. Each function takes an open autocommit
+connection; the adapters decide where it points (lab ports, Aurora endpoints) and translate errors.
+The fence itself is providers/home_fence.py.
+
+The forward stream: Aurora detaches a secondary in minutes, with no LSN for the point it stopped at,
+so the AWS adapter detaches before the fence (off the players' path) and keeps the detached copy
+current with a logical stream of every player from the origin, its slot made before the detach. The
+stream's first changes overlap what the copy already holds: an apply-only trigger makes a re-applied
+INSERT replace the row and moves aside a row that holds, for now, a handle the change gives another
+(a later change in the stream gives that row its own back), so the copy converges on the origin. At
+hand-over the origin's publication drops the home, so the reverse stream's rows never come back."""
 
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from app.ids import HOME_REGIONS, sequence_name
 from migrate.errors import TransientProviderError
 from migrate.names import REGIONS
 from migrate.providers.home_fence import set_fenced
@@ -22,6 +32,11 @@ MARKER_SEQUENCE = "game_cutover_marker"  # expand e008
 def stream_name(region: str) -> str:
     """The publication (on the home writer), its slot, and the subscription (on the origin) of `region`'s reverse stream."""
     return "home_" + region.replace("-", "_")
+
+
+def forward_name(region: str) -> str:
+    """The publication and slot (on the origin) and the subscription (on the detached copy) of the forward stream into `region`'s copy."""
+    return "forward_" + region.replace("-", "_")
 
 
 def barrier(conn: psycopg.Connection, where: str, what: str) -> dict[str, Any]:
@@ -77,10 +92,15 @@ def drop_inherited_subscriptions(conn: psycopg.Connection) -> list[str]:
     names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription WHERE subdbid = "
                                             "(SELECT oid FROM pg_database WHERE datname = current_database())")]
     for name in names:
-        conn.execute(f'ALTER SUBSCRIPTION "{name}" DISABLE')
-        conn.execute(f'ALTER SUBSCRIPTION "{name}" SET (slot_name = NONE)')
-        conn.execute(f'DROP SUBSCRIPTION "{name}"')
+        _drop_keeping_slot(conn, name)
     return names
+
+
+def _drop_keeping_slot(conn: psycopg.Connection, name: str) -> None:
+    """Subscription `name` dropped without touching its slot on the publisher (gone, or not this subscriber's)."""
+    conn.execute(f'ALTER SUBSCRIPTION "{name}" DISABLE')
+    conn.execute(f'ALTER SUBSCRIPTION "{name}" SET (slot_name = NONE)')
+    conn.execute(f'DROP SUBSCRIPTION "{name}"')
 
 
 def filter_in_replica_identity(conn: psycopg.Connection) -> tuple[bool, str]:
@@ -99,9 +119,14 @@ def filter_in_replica_identity(conn: psycopg.Connection) -> tuple[bool, str]:
 
 def prepare_publication(conn: psycopg.Connection, region: str) -> dict[str, Any]:
     """On the home's writer: the publication of its rows and the logical slot the origin will read; idempotent."""
-    name = stream_name(region)
+    return _publish(conn, stream_name(region), f"players WHERE (home_region = '{region}')")
+
+
+def _publish(conn: psycopg.Connection, name: str, tables: str) -> dict[str, Any]:
+    """Publication `name` FOR TABLE `tables` and a pgoutput slot of the same name; idempotent (an existing
+    publication is kept as it is)."""
     if conn.execute("SELECT 1 FROM pg_publication WHERE pubname = %s", (name,)).fetchone() is None:
-        conn.execute(f"CREATE PUBLICATION {name} FOR TABLE players WHERE (home_region = '{region}')")
+        conn.execute(f"CREATE PUBLICATION {name} FOR TABLE {tables}")
     slot = conn.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
                         (name,)).fetchone()
     if slot is None:
@@ -113,7 +138,10 @@ def prepare_publication(conn: psycopg.Connection, region: str) -> dict[str, Any]
 def subscribe(conn: psycopg.Connection, region: str, source: str) -> None:
     """On the origin: the subscription reading the home writer's slot at conninfo `source`, no initial
     copy (the origin holds every row up to the marker); idempotent."""
-    name = stream_name(region)
+    _subscribe(conn, stream_name(region), source)
+
+
+def _subscribe(conn: psycopg.Connection, name: str, source: str) -> None:
     if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
         conn.execute(f"CREATE SUBSCRIPTION {name} CONNECTION '{source}' PUBLICATION {name} "
                      f"WITH (copy_data = false, create_slot = false, slot_name = '{name}')")
@@ -138,10 +166,11 @@ def current_lsn(conn: psycopg.Connection) -> str:
     return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
 
 
-def confirmed(conn: psycopg.Connection, region: str, target: str) -> bool | None:
-    """On the home's writer: whether the origin confirmed everything up to `target`; None: no slot."""
+def confirmed(conn: psycopg.Connection, region: str, target: str, *, slot: str | None = None) -> bool | None:
+    """On the publisher: whether the subscriber of slot `slot` (default: `region`'s reverse stream) confirmed
+    everything up to `target`; None: no such slot."""
     row = conn.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = %s",
-                       (target, stream_name(region))).fetchone()
+                       (target, slot or stream_name(region))).fetchone()
     return None if row is None else bool(row[0])
 
 
@@ -152,16 +181,28 @@ def drop_subscription(conn: psycopg.Connection, region: str, *, publisher_alive:
     if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
         return
     if not publisher_alive:
-        conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
-        conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
-    conn.execute(f"DROP SUBSCRIPTION {name}")
+        _drop_keeping_slot(conn, name)
+    else:
+        conn.execute(f"DROP SUBSCRIPTION {name}")
 
 
 def drop_publication(conn: psycopg.Connection, region: str) -> None:
     """On the home's writer: the publication and its slot dropped; idempotent."""
-    name = stream_name(region)
+    _unpublish(conn, stream_name(region))
+
+
+def _unpublish(conn: psycopg.Connection, name: str) -> None:
+    """Publication `name` and its slot dropped, its reader (a walsender still serving it) ended first; idempotent."""
     conn.execute(f"DROP PUBLICATION IF EXISTS {name}")
     if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone():
+        conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                     "WHERE slot_name = %s AND active_pid IS NOT NULL", (name,))
+        for _ in range(50):  # a terminated walsender releases the slot as it exits
+            try:
+                conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+                return
+            except psycopg.errors.ObjectInUse:
+                time.sleep(0.1)
         conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
 
 
@@ -176,9 +217,7 @@ def abandon_subscription(conn: psycopg.Connection, region: str) -> dict[str, Any
                         (region,)).fetchone()[0]
     if row is None:
         return {"subscription": None, "confirmed_at": last}
-    conn.execute(f"ALTER SUBSCRIPTION {name} DISABLE")
-    conn.execute(f"ALTER SUBSCRIPTION {name} SET (slot_name = NONE)")
-    conn.execute(f"DROP SUBSCRIPTION {name}")
+    _drop_keeping_slot(conn, name)
     return {"subscription": name, "confirmed_lsn": row[0], "confirmed_at": last}
 
 
@@ -191,3 +230,102 @@ def recent_writes(conn: psycopg.Connection, home: str, since: float) -> dict[int
 
 def in_recovery(conn: psycopg.Connection) -> bool:
     return bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])
+
+
+# ---- the forward stream (see the module docstring) -------------------------------------------------------
+
+REPLAY_TRIGGER = "forward_replay"  # on players and on handle_claims
+FORWARD_TABLES = ("players", "handle_claims")  # handle_claims: the v1 apps' trigger (expand e007) checks renames against it
+REPLAY_FUNCTION = """
+CREATE OR REPLACE FUNCTION game_forward_replay() RETURNS trigger LANGUAGE plpgsql AS $replay$
+BEGIN
+    -- Fires only in the apply worker (ENABLE REPLICA), where the forward stream's first changes may be
+    -- older than the row they meet: the stream goes on to the origin's present, so every row ends as
+    -- the origin has it. The apply worker's search_path is empty: every name is qualified.
+    IF TG_TABLE_NAME = 'handle_claims' THEN
+        EXECUTE format('DELETE FROM %I.%I WHERE handle = $1', TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW.handle;
+        RETURN NEW;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE format('DELETE FROM %I.%I WHERE id = $1', TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW.id;
+    END IF;
+    EXECUTE format('UPDATE %I.%I SET handle = ''~replay:'' || id WHERE handle = $1 AND id <> $2',
+                   TG_TABLE_SCHEMA, TG_TABLE_NAME) USING NEW.handle, NEW.id;
+    RETURN NEW;
+END
+$replay$"""
+
+
+def prepare_forward(conn: psycopg.Connection, region: str) -> dict[str, Any]:
+    """On the origin, before `region`'s copy is detached: a publication of every player and its slot, which
+    from then on keeps every change the copy may miss; idempotent."""
+    return _publish(conn, forward_name(region), ", ".join(FORWARD_TABLES))
+
+
+def forward_prepared(conn: psycopg.Connection, region: str) -> bool:
+    """On the origin: whether the forward stream's slot exists (made before the detach, it holds what the copy lacks)."""
+    return conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s",
+                        (forward_name(region),)).fetchone() is not None
+
+
+def install_replay(conn: psycopg.Connection) -> None:
+    """On the detached copy: the replay trigger on the forward stream's tables, firing in apply only; idempotent."""
+    with conn.transaction():
+        conn.execute(REPLAY_FUNCTION)
+        for table, events in zip(FORWARD_TABLES, ("INSERT OR UPDATE", "INSERT")):
+            if conn.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s AND tgrelid = %s::regclass",
+                            (REPLAY_TRIGGER, table)).fetchone() is None:
+                conn.execute(f"CREATE TRIGGER {REPLAY_TRIGGER} BEFORE {events} ON {table} "
+                             f"FOR EACH ROW EXECUTE FUNCTION game_forward_replay()")
+                conn.execute(f"ALTER TABLE {table} ENABLE REPLICA TRIGGER {REPLAY_TRIGGER}")
+
+
+def subscribe_forward(conn: psycopg.Connection, region: str, source: str) -> None:
+    """On the detached copy: the replay trigger, then the subscription reading the origin's forward slot at
+    conninfo `source` from where the slot stands (no initial copy); idempotent."""
+    install_replay(conn)
+    _subscribe(conn, forward_name(region), source)
+
+
+def forward_drops_home(conn: psycopg.Connection, region: str) -> str:
+    """On the origin, the home fenced and its rows applied on the copy: the forward stream leaves the home's
+    rows out from here on (the reverse stream brings them to the origin: without this they would loop);
+    idempotent. The row filter it carries now."""
+    name, wanted = forward_name(region), f"(home_region <> '{region}'::text)"
+    current = conn.execute("SELECT rowfilter FROM pg_publication_tables WHERE pubname = %s AND tablename = 'players'",
+                           (name,)).fetchone()
+    if current is None:
+        raise TransientProviderError(f"origin: no publication {name} of players", where="forward stream")
+    if current[0] != wanted:
+        conn.execute(f"ALTER PUBLICATION {name} SET TABLE players WHERE (home_region <> '{region}'), "
+                     + ", ".join(FORWARD_TABLES[1:]))
+    return conn.execute("SELECT rowfilter FROM pg_publication_tables WHERE pubname = %s AND tablename = 'players'",
+                        (name,)).fetchone()[0]
+
+
+def carry_id_sequences(origin: psycopg.Connection, copy: psycopg.Connection) -> dict[str, int]:
+    """The origin's player id sequences carried to the copy (a logical stream carries no sequence): each
+    moved up to the origin's, never down, so the copy never hands out an id the origin did. name → value."""
+    carried = {}
+    for home in HOME_REGIONS:
+        name = sequence_name(home)
+        last, called = origin.execute(f"SELECT last_value, is_called FROM {name}").fetchone()
+        mine, mine_called = copy.execute(f"SELECT last_value, is_called FROM {name}").fetchone()
+        if (last, called) > (mine, mine_called):
+            copy.execute("SELECT setval(%s, %s, %s)", (name, last, called))
+        carried[name] = int(max(last, mine))
+    return carried
+
+
+def drop_forward(copy: psycopg.Connection | None, origin: psycopg.Connection | None, region: str) -> None:
+    """The forward stream removed: on the copy (when given) its subscription, leaving the slot, and the
+    replay trigger; on the origin (when given) the publication and its slot; idempotent."""
+    name = forward_name(region)
+    if copy is not None:
+        if copy.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone():
+            _drop_keeping_slot(copy, name)
+        for table in FORWARD_TABLES:
+            copy.execute(f"DROP TRIGGER IF EXISTS {REPLAY_TRIGGER} ON {table}")
+        copy.execute("DROP FUNCTION IF EXISTS game_forward_replay()")
+    if origin is not None:
+        _unpublish(origin, name)
