@@ -82,11 +82,26 @@ class StageWriter:
 
     def describe(self, target: Target) -> list[str]:
         others = ", ".join(r for r in REGIONS if r != target.region)
+        forward = f"forward_{target.region.replace('-', '_')}"
+        if target.env.kind == "aws":
+            return [f"check game-{target.region} (a serving member of game-global) and the origin: "
+                    f"rds.logical_replication = 1 in force on both",
+                    f"on the origin: CREATE PUBLICATION {forward} FOR TABLE players, handle_claims and its logical "
+                    f"slot; the catch-up marker, awaited on game-{target.region}'s reader",
+                    f"remove_from_global_cluster (minutes, before the fence: off the players' path); on the detached "
+                    f"writer: every home fenced, the inherited subscriptions dropped, the replay trigger, CREATE "
+                    f"SUBSCRIPTION {forward} from the origin's slot (no copy); create_global_cluster "
+                    f"game-home-{target.region}",
+                    "every region's apps connect to it ahead of routing (home writers map warm:<region>)"]
         return [f"pg_basebackup of the origin through {target.region}'s link into its home writer, a physical "
                 f"standby on slot home_{target.region.replace('-', '_')}; wal_level = logical; fenced for {others}",
                 "every region's apps connect to it ahead of routing (WRITERS_FILE warm:<region>)"]
 
     def describe_undo(self, target: Target) -> list[str]:
+        if target.env.kind == "aws":
+            return [f"drop the origin's forward publication and slot; once detached: {target.region} reads from the "
+                    f"origin's writer, the detached cluster and game-home-{target.region} are deleted, a new "
+                    f"secondary of game-global is attached (a full copy: hours) and read from again"]
         return ["stop and remove the staged writer; drop the origin's slot for it"]
 
     def apply(self, ctx: StepContext) -> dict[str, Any]:
@@ -145,9 +160,10 @@ class CatchUp:
     title: str = "Read the marker LSN after the barrier; wait until the staged writer has replayed it"
 
     def describe(self, target: Target) -> list[str]:
+        waited = ("the forward stream's subscriber confirms it (the slot's confirmed_flush_lsn)"
+                  if target.env.kind == "aws" else "the staged writer's replay LSN reaches it")
         return ["SELECT pg_current_wal_lsn() on the origin (after the barrier: every write of the home is below it)",
-                f"wait (up to {target.env.timings.catch_up_timeout_seconds:g} s) until the staged writer's "
-                f"replay LSN reaches it"]
+                f"wait (up to {target.env.timings.catch_up_timeout_seconds:g} s) until {waited}"]
 
     def describe_undo(self, target: Target) -> list[str]:
         return ["nothing"]
@@ -178,6 +194,10 @@ class Promote:
     title: str = "Promote the staged writer (confirmed out of recovery)"
 
     def describe(self, target: Target) -> list[str]:
+        if target.env.kind == "aws":
+            return [f"on the origin: the forward publication leaves the home out (WHERE home_region <> "
+                    f"'{target.region}'); the id sequences carried to the detached writer, which then unfences "
+                    f"{target.region} (the other homes stay fenced)"]
         return ["pg_promote(wait => true); check pg_is_in_recovery() is false; drop the origin's slot for it"]
 
     def describe_undo(self, target: Target) -> list[str]:

@@ -86,11 +86,13 @@ def hand_over(conn: psycopg.Connection, region: str) -> None:
     set_fenced(conn, region, False)
 
 
-def drop_inherited_subscriptions(conn: psycopg.Connection) -> list[str]:
+def drop_inherited_subscriptions(conn: psycopg.Connection, keep: str | None = None) -> list[str]:
     """On a promoted copy of the origin: the origin's subscriptions, copied with its data, dropped
-    without touching their slots (slot_name = NONE first): those slots belong to the origin's streams."""
+    without touching their slots (slot_name = NONE first): those slots belong to the origin's streams.
+    `keep`: a subscription of the copy's own (its forward stream), left alone."""
     names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription WHERE subdbid = "
-                                            "(SELECT oid FROM pg_database WHERE datname = current_database())")]
+                                            "(SELECT oid FROM pg_database WHERE datname = current_database()) "
+                                            "AND subname IS DISTINCT FROM %s", (keep,))]
     for name in names:
         _drop_keeping_slot(conn, name)
     return names

@@ -213,7 +213,7 @@ class AwsHomeWriters:
         value, marker = None, None
         while True:
             page = call(self.db._rds(region), "describe_db_cluster_parameters", region,
-                        DBClusterParameterGroupName=group, Source="user",
+                        absent={"DBParameterGroupNotFound"}, DBClusterParameterGroupName=group, Source="user",
                         **({"Marker": marker} if marker else {})) or {}
             for parameter in page.get("Parameters", []):
                 if parameter.get("ParameterName") == LOGICAL_REPLICATION:
@@ -229,30 +229,82 @@ class AwsHomeWriters:
             return False, f"{LOGICAL_REPLICATION} = 1 in {group} waits for a reboot of {', '.join(pending)}"
         return True, f"{LOGICAL_REPLICATION} = 1 in {group}, in force"
 
+    def _origin_cluster(self) -> dict:
+        cluster = self.db._cluster(self.db.source_region, self.db.primary_cluster_id)
+        if cluster is None:
+            raise ProviderError(f"no primary cluster {self.db.primary_cluster_id} in {self.db.source_region}",
+                                where=WHERE, hint="check primary_cluster_id and source_region in the plan spec")
+        return cluster
+
+    def _origin_source(self) -> str:
+        """The conninfo the copy's forward subscription reaches the origin's writer with (password included:
+        PostgreSQL keeps it in pg_subscription, readable by superusers only)."""
+        host, port = self._address(*self.db.writer_address())
+        assert self.access is not None
+        return make_conninfo(self.access.dsn(host, port), password=self.access.password(), connect_timeout=10)
+
     def stage(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict[str, Any]:
-        """The region's secondary checked as the future writer (a member, serving, logical replication in
-        force) and caught up; nothing is built. Idempotent."""
+        """The region's secondary detached ahead of the fence and kept current by the forward stream
+        (module docstring); idempotent: a run killed anywhere resumes where it stopped."""
         self._known(region, "stage writer")
-        cluster = self.db._existing_member(region)
-        facts = self.db.secondary_facts(region)
-        if not facts.running:
-            raise ProviderError(f"{region}: stage writer: {cluster['DBClusterIdentifier']} is not serving "
-                                f"(cluster {cluster.get('Status')})", where=WHERE,
-                                hint="wait for attach-secondary to finish")
-        ok, why = self.logical_replication(region, cluster)
-        if not ok:
-            raise ProviderError(f"{region}: stage writer: {why}", where=WHERE,
-                                hint="Terraform sets it ahead (pending-reboot): reboot the cluster's instances "
-                                     "in a quiet window, then run the cutover again")
-        marker = self.marker_lsn()
-        self.wait_replayed(region, marker, self._catch_up_timeout, checkpoint)
+        cluster = self._require_cluster(region, "stage writer")
+        detached_now = not self._detached(cluster)
+        with self._errors("origin: forward stream"), self._origin() as origin:
+            if detached_now:
+                cluster = self.db._existing_member(region)
+                facts = self.db.secondary_facts(region)
+                if not facts.running:
+                    raise ProviderError(f"{region}: stage writer: {cluster['DBClusterIdentifier']} is not serving "
+                                        f"(cluster {cluster.get('Status')})", where=WHERE,
+                                        hint="wait for attach-secondary to finish")
+                for where, each in ((region, cluster), (self.db.source_region, self._origin_cluster())):
+                    ok, why = self.logical_replication(where, each)
+                    if not ok:
+                        raise ProviderError(f"{where}: stage writer: {why}", where=WHERE,
+                                            hint="set it ahead (pending-reboot), reboot the cluster's instances in "
+                                                 "a quiet window, then run the cutover again")
+                forward = sql.prepare_forward(origin, region)
+                # the slot keeps every change from its start; the copy must hold everything before it
+                marker = f"{MARKER_PREFIX}{sql.set_marker(origin)}"
+                self.wait_replayed(region, marker, self._catch_up_timeout, checkpoint)
+                checkpoint()
+                self.db._detach(region, cluster)
+            elif not sql.forward_prepared(origin, region):
+                raise ProviderError(f"{region}: stage writer: {cluster['DBClusterIdentifier']} is detached but the "
+                                    f"origin has no slot {sql.forward_name(region)}: what it missed since is lost "
+                                    f"to it", where=WHERE,
+                                    hint="roll the cutover back (it rebuilds the region's secondary), then run it again")
+            else:
+                forward, marker = {"slot": sql.forward_name(region)}, None
+            self._wait(lambda: self.is_writer(region), f"{region}'s cluster to leave {self.db.global_cluster_id} as a "
+                       f"writer", self.db._wait_timeout, checkpoint, self.db._poll_interval)
+        cluster = self._require_cluster(region, "stage writer")
+        with self._errors(f"{region}: forward stream"), self._connect(*self._writer_endpoint(region, cluster)) as copy:
+            if sql.in_recovery(copy):
+                raise TransientProviderError(f"{region}: stage writer: AWS shows a writer but it is still in recovery",
+                                             where=WHERE)
+            inherited = sql.drop_inherited_subscriptions(copy, keep=sql.forward_name(region))
+            subscribed = copy.execute("SELECT 1 FROM pg_subscription WHERE subname = %s",
+                                      (sql.forward_name(region),)).fetchone() is not None
+            if not subscribed:  # before its first subscription, so never after a hand-over
+                for home in self.regions:
+                    set_fenced(copy, home, True)  # nothing routes a write to it yet: nothing may land either
+            sql.subscribe_forward(copy, region, self._origin_source().replace("'", "''"))
+        shard = self.shard_cluster_name(region)
+        call(self.db._rds(region), "create_global_cluster", region, absent={"GlobalClusterAlreadyExistsFault"},
+             GlobalClusterIdentifier=shard, SourceDBClusterIdentifier=cluster["DBClusterArn"])
         progress(1, 1)
         return {"cluster_id": cluster["DBClusterIdentifier"], "cluster_arn": cluster["DBClusterArn"],
-                "reader_endpoint": cluster.get("ReaderEndpoint", ""), "logical_replication": why,
-                "caught_up_to": marker, "reused": True}
+                "detached": detached_now, "forward_stream": forward, "caught_up_to": marker,
+                "inherited_subscriptions_dropped": inherited, "shard_global_cluster": shard}
 
     def staged(self, region: str) -> bool:
-        return self._cluster(region) is not None
+        """The region's copy detached, with the origin's forward slot feeding it."""
+        cluster = self._cluster(region)
+        if cluster is None or not self._detached(cluster):
+            return False
+        with self._errors("origin: forward stream"), self._origin() as origin:
+            return sql.forward_prepared(origin, region)
 
     def replay_lsn(self, region: str) -> str | None:
         return None  # an Aurora secondary replicates storage and reports no replay LSN (the marker stands in)
@@ -276,18 +328,30 @@ class AwsHomeWriters:
     # ---- catch-up and promotion -------------------------------------------------------------------------------
 
     def marker_lsn(self) -> str:
-        """The origin's catch-up marker, set now ("marker:<value>"): Aurora replicas report no replay LSN."""
+        """The origin's WAL position now: once the forward stream's subscriber confirms it, the copy holds
+        every write committed before it."""
         with self._errors("origin: catch-up marker"), self._origin() as conn:
-            return f"{MARKER_PREFIX}{sql.set_marker(conn)}"
+            return sql.current_lsn(conn)
 
     def wait_replayed(self, region: str, lsn: str, timeout: float, checkpoint: CheckpointFn) -> None:
-        if not lsn.startswith(MARKER_PREFIX):
-            raise ProviderError(f"{region}: wait for replay: {lsn!r} is not a catch-up marker", where=WHERE)
-        marker = int(lsn.removeprefix(MARKER_PREFIX))
-        with self._errors(f"{region}: wait for the marker {marker}"), \
-                self._database(region, "wait for replay", write=False) as conn:
-            self._wait(lambda: sql.marker_seen(conn, marker), f"{region} to show the origin's marker {marker}",
-                       timeout, checkpoint, MARKER_POLL_S)
+        """An LSN: until the region's copy confirms it on the forward stream. A catch-up marker
+        ("marker:<value>", staging's, before the detach): until the secondary's reader shows it."""
+        if lsn.startswith(MARKER_PREFIX):
+            marker = int(lsn.removeprefix(MARKER_PREFIX))
+            with self._errors(f"{region}: wait for the marker {marker}"), \
+                    self._database(region, "wait for replay", write=False) as conn:
+                self._wait(lambda: sql.marker_seen(conn, marker), f"{region} to show the origin's marker {marker}",
+                           timeout, checkpoint, MARKER_POLL_S)
+            return
+        with self._errors(f"{region}: wait for {lsn} on the forward stream"), self._origin() as conn:
+            def applied() -> bool:
+                done = sql.confirmed(conn, region, lsn, slot=sql.forward_name(region))
+                if done is None:
+                    raise ProviderError(f"{region}: wait for replay: the origin has no slot {sql.forward_name(region)}",
+                                        where=WHERE, hint="run stage-writer (it makes the forward stream)")
+                return done
+            self._wait(applied, f"{region}'s copy to apply the origin's writes up to {lsn}", timeout, checkpoint,
+                       MARKER_POLL_S)
 
     def is_writer(self, region: str) -> bool:
         cluster = self._cluster(region)
@@ -295,28 +359,26 @@ class AwsHomeWriters:
                     and any(m.get("IsClusterWriter") for m in cluster.get("DBClusterMembers", [])))
 
     def promote(self, region: str) -> dict[str, Any]:
-        """Detach the region's secondary (a standalone writer), hand it its home, and make it the writer of
-        the home shard's global cluster; idempotent."""
+        """Hand the detached copy its home: the origin's forward stream leaves the home out, its id sequences
+        are carried over, and the copy unfences its home (the others stay fenced); idempotent. The copy was
+        detached by staging: nothing here waits on RDS."""
         self._known(region, "promote")
         cluster = self._require_cluster(region, "promote")
-        promoting_from = time.time()  # a secondary takes no write before it is detached
-        detached_now = not self._detached(cluster)
-        if detached_now:
-            self.db._detach(region, cluster)
-        self._wait(lambda: self.is_writer(region), f"{region}'s cluster to leave {self.db.global_cluster_id} as a "
-                   f"writer", self.db._wait_timeout, _nothing, self.db._poll_interval)
-        cluster = self._require_cluster(region, "promote")
-        with self._errors(f"{region}: promote"), self._connect(*self._writer_endpoint(region, cluster)) as conn:
-            if sql.in_recovery(conn):
+        if not self._detached(cluster):
+            raise ProviderError(f"{region}: promote: {cluster['DBClusterIdentifier']} is still a secondary of "
+                                f"{self.db.global_cluster_id}", where=WHERE,
+                                hint="run stage-writer first (it detaches the secondary ahead of the fence)")
+        promoting_from = time.time()
+        with self._errors(f"{region}: promote"), self._origin() as origin, \
+                self._connect(*self._writer_endpoint(region, cluster)) as copy:
+            if sql.in_recovery(copy):
                 raise TransientProviderError(f"{region}: promote: AWS shows a writer but it is still in recovery",
                                              where=WHERE)
-            inherited = sql.drop_inherited_subscriptions(conn)
-            sql.hand_over(conn, region)
-        shard = self.shard_cluster_name(region)
-        call(self.db._rds(region), "create_global_cluster", region, absent={"GlobalClusterAlreadyExistsFault"},
-             GlobalClusterIdentifier=shard, SourceDBClusterIdentifier=cluster["DBClusterArn"])
-        return {"detached": detached_now, "cluster_arn": cluster["DBClusterArn"], "shard_global_cluster": shard,
-                "promoting_from": promoting_from, "inherited_subscriptions_dropped": inherited}
+            row_filter = sql.forward_drops_home(origin, region)
+            carried = sql.carry_id_sequences(origin, copy)
+            sql.hand_over(copy, region)
+        return {"cluster_arn": cluster["DBClusterArn"], "shard_global_cluster": self.shard_cluster_name(region),
+                "promoting_from": promoting_from, "forward_filter": row_filter, "id_sequences": carried}
 
     # ---- the shard's secondaries ----------------------------------------------------------------------------
 
@@ -388,11 +450,14 @@ class AwsHomeWriters:
                  DBClusterIdentifier=cluster_id, SkipFinalSnapshot=True)
 
     def discard(self, region: str) -> None:
-        """Before promotion: nothing (staging built nothing; the secondary stays the region's reader). After
-        it: the region read from the origin's writer, the shard's secondaries and global cluster removed,
-        the detached cluster deleted, a new secondary of the origin's global cluster attached and read
-        from again. Idempotent."""
+        """The forward stream's publication and slot dropped at the origin (a slot nobody reads keeps WAL
+        there for ever). While the region's cluster is still a secondary, nothing else. Once detached: the
+        region read from the origin's writer, the shard's secondaries and global cluster removed, the
+        detached cluster deleted, a new secondary of the origin's global cluster attached (a full copy: hours
+        on AWS) and read from again. Idempotent."""
         self._known(region, "discard writer")
+        with self._errors("origin: drop the forward stream"), self._origin() as origin:
+            sql.drop_forward(None, origin, region)
         cluster = self._cluster(region)
         if cluster is not None and not self._detached(cluster):
             return
@@ -494,8 +559,8 @@ class AwsHomeWriters:
         self.writers.change(update)
 
     def warm_writes(self, region: str, on: bool) -> None:
-        """Every region's apps connect to the home's future writer ahead of routing (or stop). On AWS it is a
-        secondary until promotion, with no writer endpoint to warm: only the way off is written before it."""
+        """Every region's apps connect to the home's future writer ahead of routing (or stop): staging
+        detached it, so it has a writer endpoint (a cluster still a secondary has none: nothing is warmed)."""
         self._known(region, "warm writes")
         cluster = self._cluster(region)
         if on and (cluster is None or not self._detached(cluster)):

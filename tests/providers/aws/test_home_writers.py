@@ -5,35 +5,42 @@ Gaps named:
 - moto's RDS names endpoints no server answers: `address` maps them to the test's PostgreSQL servers
   (the origin's writer → a primary, Tokyo's reader → its streaming standby, Tokyo's writer after the
   detach → a database that plays the detached copy).
-- moto's remove_from_global_cluster outside us-east-1 changes nothing, and its create_global_cluster
-  does not find a source cluster outside us-east-1: the promotion is scripted with Stubber.
-- Aurora's detach promotes the secondary's storage; nothing here can: the detached copy is a database
-  that already writes, with the origin's fence sequences as the secondary replayed them."""
+- moto's remove_from_global_cluster changes nothing for a member outside us-east-1, and its
+  create_global_cluster does not find a source cluster outside us-east-1. The staging test answers those
+  two calls itself through botocore's before-call event (as Stubber does, for those calls only; every
+  other call reaches moto) and promotes the real standby when the detach is asked for, so the forward
+  stream meets a copy detached at a moment nobody chose; describe_global_clusters' answer then leaves the
+  detached member out (after-call event).
+- The Stubber test of promote on a detached copy: a database that already writes, with the origin's fence
+  sequences as the secondary replayed them."""
 
 from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Iterator
 
 import psycopg
 import pytest
+from botocore.awsrequest import AWSResponse
 
-from app.db import upgrade
 from migrate.errors import ProviderError
+from migrate.lab.pg import run_pg
+from migrate.providers import home_writer_sql as sql
+from migrate.providers.aws.clients import AwsClients
 from migrate.providers.aws.database_access import DatabaseAccess
-from migrate.providers.aws.global_database import AwsGlobalDatabase
 from migrate.providers.aws.home_writers import ORIGIN, AwsHomeWriters
-from migrate.providers.home_fence import set_fenced
 from migrate.providers.protocols import HomeWriters
-from tests.app.conftest import replica_pair, seed  # noqa: F401 (replica_pair is a module fixture)
+from tests.app.conftest import replica_pair, wait_for  # noqa: F401 (replica_pair is a module fixture)
 
-from .conftest import FRANKFURT, SOURCE, TOKYO, StubbedClients
-from .test_global_database import PRIMARY_ARN, TOKYO_ARN, TOKYO_READER, _cluster, _global, no_checkpoint, no_progress
+from tests.providers.conftest import Writes, origin_and_secondary, rows_of
+
+from .conftest import FRANKFURT, SOURCE, TOKYO
+from .test_global_database import TOKYO_ARN, TOKYO_READER, no_checkpoint, no_progress
 
 SECRET_ID = "game/aurora/migrate"
 REGIONS = (SOURCE, TOKYO, FRANKFURT)
 GROUP = "game-aurora-pg15"
-TOKYO_WRITER = TOKYO_READER.replace("cluster-ro-", "cluster-")
 
 
 def _port(dsn: str) -> int:
@@ -83,29 +90,35 @@ def test_adapter_has_every_method_of_the_protocol_with_its_parameters():
                 list(inspect.signature(method).parameters), name
 
 
-def test_stage_refuses_a_secondary_without_logical_replication_then_checks_it_caught_up(world):
+def test_stage_refuses_while_the_secondary_or_the_origin_lacks_logical_replication(world, aws):
     writers, rds, _, _ = world
     with pytest.raises(ProviderError) as refused:
         writers.stage(TOKYO, no_progress, no_checkpoint)
-    assert "rds.logical_replication is unset in game-aurora-pg15" in refused.value.one_line()
+    assert "ap-northeast-1: stage writer: rds.logical_replication is unset in game-aurora-pg15" in refused.value.one_line()
     assert "reboot" in refused.value.hint
     _set_logical_replication(rds)
-    staged = writers.stage(TOKYO, no_progress, no_checkpoint)
-    assert staged["reused"] and staged["caught_up_to"].startswith("marker:")
-    assert writers.staged(TOKYO) and not writers.is_writer(TOKYO)
-    assert writers.replay_lsn(TOKYO) is None  # Aurora reports none: the marker stands in
+    with pytest.raises(ProviderError) as refused:  # the origin publishes the forward stream: it needs it too
+        writers.stage(TOKYO, no_progress, no_checkpoint)
+    assert "us-east-1: stage writer: rds.logical_replication is unset in default." in refused.value.one_line()
+    assert not writers.staged(TOKYO) and not writers.is_writer(TOKYO)
+    assert writers.replay_lsn(TOKYO) is None  # Aurora reports none: the marker and the forward stream stand in
+
+
+def _marker(origin_dsn: str) -> str:
+    with psycopg.connect(origin_dsn, autocommit=True) as conn:
+        return f"marker:{sql.set_marker(conn)}"
 
 
 def test_the_marker_is_seen_on_the_standby_only_once_it_replayed_it(world):
     writers, _, origin_dsn, standby_dsn = world
-    marker = writers.marker_lsn()
-    later = int(writers.marker_lsn().removeprefix("marker:"))
+    marker = _marker(origin_dsn)
+    later = int(_marker(origin_dsn).removeprefix("marker:"))
     assert later > int(marker.removeprefix("marker:"))  # each one new, never lower
     writers.wait_replayed(TOKYO, f"marker:{later}", 30, no_checkpoint)
     with psycopg.connect(standby_dsn) as conn:
         assert conn.execute("SELECT last_value FROM game_cutover_marker").fetchone()[0] >= later
-    with pytest.raises(ProviderError, match="not a catch-up marker"):
-        writers.wait_replayed(TOKYO, "0/3000060", 1, no_checkpoint)
+    with pytest.raises(ProviderError, match="the origin has no slot forward_ap_northeast_1"):
+        writers.wait_replayed(TOKYO, writers.marker_lsn(), 1, no_checkpoint)  # an LSN: the forward stream's
 
 
 def test_fences_and_the_barrier_go_through_the_secrets_credentials_to_the_origin(world):
@@ -116,7 +129,7 @@ def test_fences_and_the_barrier_go_through_the_secrets_credentials_to_the_origin
         with psycopg.connect(origin_dsn, autocommit=True) as conn, pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             conn.execute("UPDATE players SET coins = coins + 1 WHERE home_region = %s", (TOKYO,))
         assert writers.barrier(ORIGIN, TOKYO)["transactions_ended"] == 0
-        writers.wait_replayed(TOKYO, writers.marker_lsn(), 30, no_checkpoint)
+        writers.wait_replayed(TOKYO, _marker(origin_dsn), 30, no_checkpoint)
         assert writers.fenced(TOKYO) == {TOKYO}  # the secondary replays the origin's fence (read on its reader)
         with pytest.raises(ProviderError, match="still a secondary of game-global"):
             writers.set_fence(TOKYO, TOKYO, False)  # it has no writer before the detach
@@ -176,52 +189,139 @@ def test_shard_secondaries_are_made_in_every_other_region_and_in_the_region_for_
                     if c["DBClusterIdentifier"] == name]
 
 
-# --- promotion, with Stubber (moto lacks it) ---------------------------------------------------------------
+def test_promote_refuses_a_cluster_still_a_secondary(world):
+    with pytest.raises(ProviderError) as refused:
+        world[0].promote(TOKYO)
+    assert "game-ap-northeast-1 is still a secondary of game-global" in refused.value.one_line()
+    assert "stage-writer" in refused.value.hint
+
+
+# --- the whole cutover's SQL on a copy detached mid-stream (moto's two gaps answered, see the docstring) -------
+
+ORIGIN_GROUP = "game-origin-pg15"
+
+
+class DetachingClients(AwsClients):
+    """moto's clients, with the two calls moto gets wrong answered here: remove_from_global_cluster
+    promotes the standby that plays Tokyo's secondary and from then on leaves it out of the global
+    cluster's members; create_global_cluster outside us-east-1 is recorded and made in us-east-1 empty."""
+
+    def __init__(self, endpoint_url: str, standby) -> None:
+        super().__init__(endpoint_url=endpoint_url)
+        self.standby, self.detached, self.shards = standby, set(), []
+
+    def __call__(self, service: str, region: str):
+        client = super().__call__(service, region)
+        if service == "rds" and not getattr(client, "_detaching", False):
+            client._detaching = True
+            client.meta.events.register("before-call.rds.RemoveFromGlobalCluster", self._detach)
+            if region != SOURCE:
+                client.meta.events.register("before-call.rds.CreateGlobalCluster", self._create_global)
+            client.meta.events.register("after-call.rds.DescribeGlobalClusters", self._members)
+            client.meta.events.register("before-call.rds.DeleteDBCluster", self._deleted)
+        return client
+
+    def _detach(self, params, **_kwargs):
+        params = params["body"]  # the request as serialised: RDS's query protocol keeps a dict
+        if params["DbClusterIdentifier"] not in self.detached:
+            run_pg(["pg_ctl", "promote", "-w", "-D", str(self.standby.datadir)], timeout=60)
+            self.detached.add(params["DbClusterIdentifier"])
+        return AWSResponse("", 200, {}, None), {"GlobalCluster": {"GlobalClusterIdentifier": params["GlobalClusterIdentifier"]}}
+
+    def _create_global(self, params, **_kwargs):
+        params = params["body"]
+        if "SourceDBClusterIdentifier" not in params:
+            return None
+        self.shards.append((params["GlobalClusterIdentifier"], params["SourceDBClusterIdentifier"]))
+        super().__call__("rds", SOURCE).create_global_cluster(
+            GlobalClusterIdentifier=params["GlobalClusterIdentifier"], Engine="aurora-postgresql", EngineVersion="15.4")
+        return AWSResponse("", 200, {}, None), {"GlobalCluster": {"GlobalClusterIdentifier": params["GlobalClusterIdentifier"]}}
+
+    def _deleted(self, params, **_kwargs):
+        """A deleted cluster's ARN may come back with a new cluster of that name: a member again."""
+        self.detached = {arn for arn in self.detached if not arn.endswith(":cluster:" + params["body"]["DBClusterIdentifier"])}
+
+    def _members(self, parsed, **_kwargs):
+        for each in parsed.get("GlobalClusters", []):
+            each["GlobalClusterMembers"] = [m for m in each.get("GlobalClusterMembers", [])
+                                            if m["DBClusterArn"] not in self.detached]
+
 
 @pytest.fixture
-def detached_copy(pg_database):
-    """The detached secondary's writer: a database at expand@head that writes, fenced for Tokyo as the
-    origin was when the secondary last replayed it."""
-    upgrade(pg_database, "expand@head")
-    seed(pg_database)
-    with psycopg.connect(pg_database, autocommit=True) as conn:
-        set_fenced(conn, TOKYO, True)
-    return pg_database
+def detaching_world(moto, moto_url, make_db, primary, aws, secret) -> Iterator:
+    """Tokyo's secondary (moto) whose reader and, once detached, writer are a real standby of the real
+    origin (logical decoding on); logical replication set on both clusters' parameter groups."""
+    with origin_and_secondary() as (origin_pg, standby_pg):
+        clients = DetachingClients(moto_url, standby_pg)
+        for region, group in ((TOKYO, GROUP), (SOURCE, ORIGIN_GROUP)):
+            rds = clients("rds", region)
+            rds.create_db_cluster_parameter_group(DBClusterParameterGroupName=group, Description="game",
+                                                  DBParameterGroupFamily="aurora-postgresql15")
+            rds.modify_db_cluster_parameter_group(DBClusterParameterGroupName=group, Parameters=[
+                {"ParameterName": "rds.logical_replication", "ParameterValue": "1", "ApplyMethod": "pending-reboot"}])
+        clients("rds", SOURCE).modify_db_cluster(DBClusterIdentifier="game-us-east-1",
+                                                 DBClusterParameterGroupName=ORIGIN_GROUP)
+        db = make_db(client_factory=clients, cluster_options={TOKYO: {"DBClusterParameterGroupName": GROUP}})
+        db.reserve_replication(TOKYO)
+        db.create_secondary(TOKYO, no_progress, no_checkpoint)
+        db.route_reads_to_secondary(TOKYO)
+        cluster = db._cluster(TOKYO, "game-ap-northeast-1")
+        ports = {cluster["ReaderEndpoint"]: standby_pg.port, cluster["Endpoint"]: standby_pg.port}
+
+        def address(host: str, _port_asked: int) -> tuple[str, int]:
+            return "127.0.0.1", ports.get(host, origin_pg.port)  # anything else is the origin's writer
+        writers = AwsHomeWriters(db, _access(clients), REGIONS, address=address, app_poll_seconds=0,
+                                 propagation_margin=0, sleep=lambda _s: None, catch_up_timeout=30)
+        yield writers, clients, origin_pg.dsn("game"), standby_pg.dsn("game")
 
 
-def test_promote_detaches_in_the_region_hands_the_home_over_and_makes_the_shards_global_cluster(
-        detached_copy, moto, moto_clients, aws, secret):
-    clients = StubbedClients()
-    db = AwsGlobalDatabase(global_cluster_id="game-global", primary_cluster_id="game-us-east-1", source_region=SOURCE,
-                           client_factory=clients, poll_interval=0, wait_timeout=5, sleep=lambda _s: None)
-    access = DatabaseAccess(moto_clients, SOURCE, SECRET_ID, psycopg.conninfo.conninfo_to_dict(detached_copy)["dbname"],
-                            lambda: ("origin.invalid", 5432), sslmode="disable")
-    writers = AwsHomeWriters(db, access, REGIONS, address=lambda host, port: ("127.0.0.1", _port(detached_copy)),
-                             sleep=lambda _s: None)
-    tokyo, source = clients.stub("rds", TOKYO), clients.stub("rds", SOURCE)
-    secondary = _cluster()
-    writer = {**_cluster(), "DBClusterMembers": [{"DBInstanceIdentifier": "game-ap-northeast-1-reader-1",
-                                                  "IsClusterWriter": True}]}
-    by_id = {"DBClusterIdentifier": "game-ap-northeast-1"}
-    tokyo.add_response("describe_db_clusters", {"DBClusters": [secondary]}, by_id)
-    source.add_response("describe_global_clusters", _global(PRIMARY_ARN, TOKYO_ARN))  # still a member: detach
-    tokyo.add_response("remove_from_global_cluster", {"GlobalCluster": _global(PRIMARY_ARN)["GlobalClusters"][0]},
-                       {"GlobalClusterIdentifier": "game-global", "DbClusterIdentifier": TOKYO_ARN})
-    tokyo.add_response("describe_db_clusters", {"DBClusters": [secondary]}, by_id)  # first poll: still detaching
-    source.add_response("describe_global_clusters", _global(PRIMARY_ARN, TOKYO_ARN))
-    tokyo.add_response("describe_db_clusters", {"DBClusters": [writer]}, by_id)  # then a standalone writer
-    source.add_response("describe_global_clusters", _global(PRIMARY_ARN))
-    tokyo.add_response("describe_db_clusters", {"DBClusters": [writer]}, by_id)
-    source.add_response("describe_global_clusters", _global(PRIMARY_ARN))  # its writer endpoint, detached
-    tokyo.add_response("create_global_cluster", {"GlobalCluster": {"GlobalClusterIdentifier": "game-home-ap-northeast-1"}},
-                       {"GlobalClusterIdentifier": "game-home-ap-northeast-1", "SourceDBClusterIdentifier": TOKYO_ARN})
-    out = writers.promote(TOKYO)
-    clients.assert_done()
-    assert out["detached"] and out["shard_global_cluster"] == "game-home-ap-northeast-1"
-    with psycopg.connect(detached_copy, autocommit=True) as conn:
-        fenced = {home for home, on in conn.execute(
-            "SELECT home, game_home_fenced(home) FROM unnest(%s::text[]) AS home", (list(REGIONS),)) if on}
-        assert fenced == {SOURCE, FRANKFURT}  # its own home handed over, the others fenced
-        conn.execute("UPDATE players SET coins = 7 WHERE home_region = %s", (TOKYO,))
-        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-            conn.execute("UPDATE players SET coins = 7 WHERE home_region = %s", (SOURCE,))
+def test_a_cutover_on_aurora_detaches_before_the_fence_and_loses_nothing_either_way(detaching_world, aws):
+    writers, clients, origin, copy = detaching_world
+    with Writes(origin, {SOURCE, TOKYO, FRANKFURT}, 7) as before:
+        staged = writers.stage(TOKYO, no_progress, no_checkpoint)  # the detach happens under the players' writes
+        assert before.done > 0
+    assert staged["detached"] and staged["caught_up_to"].startswith("marker:")
+    assert staged["forward_stream"]["slot"] == "forward_ap_northeast_1"
+    assert staged["shard_global_cluster"] == "game-home-ap-northeast-1"
+    assert clients.shards == [("game-home-ap-northeast-1", TOKYO_ARN)]
+    assert writers.stage(TOKYO, no_progress, no_checkpoint)["detached"] is False  # idempotent: nothing redone
+    assert writers.staged(TOKYO) and writers.is_writer(TOKYO)
+    assert writers.fenced(TOKYO) == {SOURCE, TOKYO, FRANKFURT}  # it takes no player's write before the hand-over
+    writers.warm_writes(TOKYO, True)  # staged, it has a writer endpoint to warm
+    assert "warm:ap-northeast-1" in json.loads(
+        aws("ssm", FRANKFURT).get_parameter(Name="/game/eu-central-1/api/home-writers")["Parameter"]["Value"])
+
+    with Writes(origin, {SOURCE, FRANKFURT}, 8) as others:  # the other homes never stop at the origin
+        writers.set_fence(ORIGIN, TOKYO, True)
+        writers.barrier(ORIGIN, TOKYO)
+        marker = writers.marker_lsn()
+        writers.wait_replayed(TOKYO, marker, 30, no_checkpoint)
+        assert rows_of(copy, {TOKYO}) == rows_of(origin, {TOKYO})  # the overlap replayed: the home converged
+        promoted = writers.promote(TOKYO)
+        assert promoted["forward_filter"] == "(home_region <> 'ap-northeast-1'::text)"
+        assert writers.promote(TOKYO)["forward_filter"] == promoted["forward_filter"]  # idempotent
+        assert writers.fenced(TOKYO) == {SOURCE, FRANKFURT} and writers.fenced(ORIGIN) == {TOKYO}
+        writers.start_reverse_stream(TOKYO)
+        with Writes(copy, {TOKYO}, 9) as home:
+            wait_for(lambda: home.done > 100, "Tokyo's players writing at their new writer")
+        assert home.refused == 0
+    assert others.refused == 0  # the fence held Tokyo's home only
+    writers.drain_reverse_stream(TOKYO, 30, no_checkpoint)
+    writers.wait_replayed(TOKYO, writers.marker_lsn(), 30, no_checkpoint)  # and the other homes' writes came in
+    assert rows_of(copy) == rows_of(origin)  # every player, both ways
+
+    # the rollback after promotion: drained back to the origin, then the copy discarded and rebuilt
+    writers.set_fence(TOKYO, TOKYO, True)
+    writers.barrier(TOKYO, TOKYO)
+    writers.drain_reverse_stream(TOKYO, 30, no_checkpoint)
+    writers.stop_reverse_stream(TOKYO)
+    writers.set_fence(ORIGIN, TOKYO, False)
+    tokyo = aws("rds", TOKYO)  # moto names a new cluster's automatic snapshot by the minute: the same id again
+    for snapshot in tokyo.describe_db_cluster_snapshots()["DBClusterSnapshots"]:  # within it collides
+        tokyo.delete_db_cluster_snapshot(DBClusterSnapshotIdentifier=snapshot["DBClusterSnapshotIdentifier"])
+    writers.discard(TOKYO)
+    with psycopg.connect(origin) as conn:
+        assert not sql.forward_prepared(conn, TOKYO)  # no slot left keeping the origin's WAL
+    rebuilt = writers.db._cluster(TOKYO, "game-ap-northeast-1")
+    assert rebuilt is not None and not writers._detached(rebuilt)  # a new secondary of game-global
+    assert not writers.staged(TOKYO)
