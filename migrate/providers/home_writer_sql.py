@@ -143,10 +143,10 @@ def subscribe(conn: psycopg.Connection, region: str, source: str) -> None:
     _subscribe(conn, stream_name(region), source)
 
 
-def _subscribe(conn: psycopg.Connection, name: str, source: str) -> None:
+def _subscribe(conn: psycopg.Connection, name: str, source: str, options: str = "") -> None:
     if conn.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone() is None:
         conn.execute(f"CREATE SUBSCRIPTION {name} CONNECTION '{source}' PUBLICATION {name} "
-                     f"WITH (copy_data = false, create_slot = false, slot_name = '{name}')")
+                     f"WITH (copy_data = false, create_slot = false, slot_name = '{name}'{options})")
 
 
 def subscription_state(conn: psycopg.Connection, region: str) -> tuple[bool, bool] | None:
@@ -196,16 +196,19 @@ def drop_publication(conn: psycopg.Connection, region: str) -> None:
 def _unpublish(conn: psycopg.Connection, name: str) -> None:
     """Publication `name` and its slot dropped, its reader (a walsender still serving it) ended first; idempotent."""
     conn.execute(f"DROP PUBLICATION IF EXISTS {name}")
-    if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone():
+    for _ in range(50):
+        if conn.execute("SELECT 1 FROM pg_replication_slots WHERE slot_name = %s", (name,)).fetchone() is None:
+            return
+        # its subscriber may still be connected (or connect again): end that walsender; it releases the
+        # slot as it exits
         conn.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
                      "WHERE slot_name = %s AND active_pid IS NOT NULL", (name,))
-        for _ in range(50):  # a terminated walsender releases the slot as it exits
-            try:
-                conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
-                return
-            except psycopg.errors.ObjectInUse:
-                time.sleep(0.1)
-        conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+        try:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
+            return
+        except psycopg.errors.ObjectInUse:
+            time.sleep(0.1)
+    conn.execute("SELECT pg_drop_replication_slot(%s)", (name,))
 
 
 def abandon_subscription(conn: psycopg.Connection, region: str) -> dict[str, Any]:
@@ -286,7 +289,9 @@ def subscribe_forward(conn: psycopg.Connection, region: str, source: str) -> Non
     """On the detached copy: the replay trigger, then the subscription reading the origin's forward slot at
     conninfo `source` from where the slot stands (no initial copy); idempotent."""
     install_replay(conn)
-    _subscribe(conn, forward_name(region), source)
+    # synchronous_commit on: the apply worker confirms a position once it is flushed here, and the
+    # catch-up waits for that confirmation while the home's writes are held (off, it lags a WAL-writer delay)
+    _subscribe(conn, forward_name(region), source, ", synchronous_commit = on")
 
 
 def forward_drops_home(conn: psycopg.Connection, region: str) -> str:
@@ -317,6 +322,30 @@ def carry_id_sequences(origin: psycopg.Connection, copy: psycopg.Connection) -> 
             copy.execute("SELECT setval(%s, %s, %s)", (name, last, called))
         carried[name] = int(max(last, mine))
     return carried
+
+
+def pause_reverse_streams(conn: psycopg.Connection) -> list[str]:
+    """On the origin, before a secondary is detached: every reverse stream (another home's, `home_*`)
+    disabled, so the copy inherits it disabled and never starts it. Started on the copy, an inherited
+    subscription could take that home's slot while the origin's worker reconnects, and what it applied
+    the origin would never get. Their slots keep every change meanwhile. The names paused."""
+    names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription WHERE subenabled AND subname LIKE "
+                                            "'home\\_%' AND subdbid = (SELECT oid FROM pg_database "
+                                            "WHERE datname = current_database())")]
+    for name in names:
+        conn.execute(f'ALTER SUBSCRIPTION "{name}" DISABLE')
+    return names
+
+
+def resume_reverse_streams(conn: psycopg.Connection) -> list[str]:
+    """On the origin, once the copy is detached and has dropped what it inherited: every reverse stream
+    enabled again (it goes on from its slot: nothing is missed); idempotent. The names resumed."""
+    names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription WHERE NOT subenabled AND subslotname IS NOT "
+                                            "NULL AND subname LIKE 'home\\_%' AND subdbid = (SELECT oid FROM pg_database "
+                                            "WHERE datname = current_database())")]
+    for name in names:
+        conn.execute(f'ALTER SUBSCRIPTION "{name}" ENABLE')
+    return names
 
 
 def drop_forward(copy: psycopg.Connection | None, origin: psycopg.Connection | None, region: str) -> None:

@@ -1,34 +1,34 @@
 """HomeWriters on Aurora PostgreSQL (cutover, DESIGN §5 and §9): a region's home shard is its own
 secondary of the origin's global cluster, detached and made the writer of a global cluster of its own.
 
-- Stage: nothing is built. The region's secondary (`game-<region>`, made by attach-secondary) is
-  checked: a member of the origin's global cluster, serving, `rds.logical_replication = 1` in its
-  cluster parameter group and in sync (Terraform sets it ahead; it needs a reboot), caught up (the
-  origin's catch-up marker seen on its reader).
-- Fence, barrier, catch-up marker, reverse stream: the same SQL as the lab (providers/home_writer_sql,
+- Stage: before the fence, so Aurora's detach (minutes, no LSN for where it stopped) is off the players'
+  path. Checked: the region's secondary (`game-<region>`, made by attach-secondary) is a serving member,
+  and `rds.logical_replication = 1` is in force on it and on the origin. Then the origin's forward
+  publication and slot (providers/home_writer_sql), the origin's reverse streams of other homes paused
+  (the copy inherits them disabled: started there, one could take its home's slot), the catch-up marker
+  awaited on the secondary's reader (so it holds everything before the slot, and the pause),
+  `remove_from_global_cluster`, waited until AWS shows a standalone writer. On that writer: every home
+  fenced, the inherited subscriptions dropped, the forward subscription from the origin's slot (its
+  replay trigger absorbs the overlap); the reverse streams resumed at the origin (from their slots:
+  nothing missed, minutes late). Last, `create_global_cluster` from it (`game-home-<region>`, the name
+  Terraform's import block adopts).
+- Fence, barrier, reverse stream: the same SQL as the lab (providers/home_writer_sql,
   providers/home_fence: a fence is a sequence per home, which Aurora takes; its parameter groups take
-  no custom setting). Aurora replicas report no replay LSN: the marker is the origin's
-  `game_cutover_marker` sequence, which the secondary's reader must show.
-- Promote: `remove_from_global_cluster` (Aurora makes the detached secondary a standalone writer, with
-  no LSN guarantee: hence the fence and the marker first), waited until AWS shows it standalone with a
-  writer instance; then, on its writer, the origin's inherited subscriptions dropped and its home
-  handed over (the other homes' sequences set, its own cleared); then `create_global_cluster` from it
-  (`game-home-<region>`, the name Terraform's import block adopts). Between the detach and the
-  hand-over the new writer would take any home's writes: nothing can send it one, because no writers
-  map names it yet (route-writes comes later), and the region's apps only read through its reader.
+  no custom setting).
+- Catch-up: the origin's LSN after the barrier, until the forward slot's subscriber confirms it.
+- Promote: no RDS call. The origin's forward publication leaves the home out (so the reverse stream's
+  rows never loop), the id sequences are carried (a logical stream carries none), and the copy is
+  handed its home (the other homes' sequences set, its own cleared).
 - Shard secondaries: a secondary of the new shard in every other region (`game-home-<region>-in-<other>`,
   one reader each, as Terraform's `home_shard_secondaries` names them), and in the region a new
   secondary of the origin's global cluster (`game-home-<origin>-in-<region>`).
 - Routing: the home writers map (home → "host=… port=…" of its writer; the apps complete it from their
   WRITER_DSN, whose user and password they keep) in an SSM parameter in every region
   ("/game/<region>/api/home-writers", WRITERS_PARAMETER), through providers/aws/ssm_map.
-- Discard (a rollback after promotion): the region's reads moved to the origin's writer, the shard's
-  secondaries and its global cluster removed, the detached cluster deleted, a new secondary of the
-  origin's global cluster attached in the region (a full copy: hours on AWS) and the reads moved back.
-
-Not solved here (runbooks/cutover.md): between the detach and the region's new secondary of the origin's
-global cluster, the region's readers still read the detached cluster, whose copy of the other homes
-stops at the detach.
+- Discard (a rollback after staging): the origin's forward slot dropped. Once detached: the region's
+  reads moved to the origin's writer, the shard's secondaries and its global cluster removed, the
+  detached cluster deleted, a new secondary of the origin's global cluster attached in the region (a
+  full copy: hours on AWS) and the reads moved back.
 
 Every AWS call goes through `clients.call` and every database error through `_errors`, so only
 ProviderError / TransientProviderError leave this module."""
@@ -264,7 +264,9 @@ class AwsHomeWriters:
                                             hint="set it ahead (pending-reboot), reboot the cluster's instances in "
                                                  "a quiet window, then run the cutover again")
                 forward = sql.prepare_forward(origin, region)
+                paused = sql.pause_reverse_streams(origin)
                 # the slot keeps every change from its start; the copy must hold everything before it
+                # (and the paused streams, which it must inherit disabled)
                 marker = f"{MARKER_PREFIX}{sql.set_marker(origin)}"
                 self.wait_replayed(region, marker, self._catch_up_timeout, checkpoint)
                 checkpoint()
@@ -275,7 +277,7 @@ class AwsHomeWriters:
                                     f"to it", where=WHERE,
                                     hint="roll the cutover back (it rebuilds the region's secondary), then run it again")
             else:
-                forward, marker = {"slot": sql.forward_name(region)}, None
+                forward, marker, paused = {"slot": sql.forward_name(region)}, None, []
             self._wait(lambda: self.is_writer(region), f"{region}'s cluster to leave {self.db.global_cluster_id} as a "
                        f"writer", self.db._wait_timeout, checkpoint, self.db._poll_interval)
         cluster = self._require_cluster(region, "stage writer")
@@ -290,13 +292,16 @@ class AwsHomeWriters:
                 for home in self.regions:
                     set_fenced(copy, home, True)  # nothing routes a write to it yet: nothing may land either
             sql.subscribe_forward(copy, region, self._origin_source().replace("'", "''"))
+        with self._errors("origin: resume the reverse streams"), self._origin() as origin:
+            resumed = sql.resume_reverse_streams(origin)
         shard = self.shard_cluster_name(region)
         call(self.db._rds(region), "create_global_cluster", region, absent={"GlobalClusterAlreadyExistsFault"},
              GlobalClusterIdentifier=shard, SourceDBClusterIdentifier=cluster["DBClusterArn"])
         progress(1, 1)
         return {"cluster_id": cluster["DBClusterIdentifier"], "cluster_arn": cluster["DBClusterArn"],
                 "detached": detached_now, "forward_stream": forward, "caught_up_to": marker,
-                "inherited_subscriptions_dropped": inherited, "shard_global_cluster": shard}
+                "inherited_subscriptions_dropped": inherited, "reverse_streams_paused": paused or resumed,
+                "shard_global_cluster": shard}
 
     def staged(self, region: str) -> bool:
         """The region's copy detached, with the origin's forward slot feeding it."""
@@ -456,9 +461,16 @@ class AwsHomeWriters:
         detached cluster deleted, a new secondary of the origin's global cluster attached (a full copy: hours
         on AWS) and read from again. Idempotent."""
         self._known(region, "discard writer")
+        cluster = self._cluster(region)
+        if cluster is not None and self.is_writer(region):
+            try:  # its subscription first, or it reconnects to the slot being dropped
+                with self._connect(*self._writer_endpoint(region, cluster), timeout=5) as copy:
+                    sql.drop_forward(copy, None, region)
+            except psycopg.Error:
+                pass  # unreachable: the origin ends its walsender below, and the copy is deleted next
         with self._errors("origin: drop the forward stream"), self._origin() as origin:
             sql.drop_forward(None, origin, region)
-        cluster = self._cluster(region)
+            sql.resume_reverse_streams(origin)  # a staging killed during the detach left them paused
         if cluster is not None and not self._detached(cluster):
             return
         self.db.route_reads_to_writer(region)
@@ -598,8 +610,13 @@ class AwsHomeWriters:
         return True, f"{region}'s home writer answers at {host}"
 
     def abandon_reverse_stream(self, region: str) -> dict[str, Any]:
+        """The lost writer's reverse stream abandoned (home_writer_sql.abandon_subscription), and the origin's
+        forward slot for it dropped: a slot nobody reads keeps the origin's WAL for as long as the region is
+        lost (the copy is discarded on the region's return: staging makes a new one)."""
         with self._errors(f"{region}: abandon reverse stream"), self._origin() as conn:
-            return sql.abandon_subscription(conn, region)
+            abandoned = sql.abandon_subscription(conn, region)
+            sql.drop_forward(None, conn, region)
+        return {**abandoned, "forward_stream_dropped": sql.forward_name(region)}
 
     def recent_writes(self, database: str, home: str, since: float) -> dict[int, float]:
         with self._errors(f"{home}: recent writes on {database}"), \

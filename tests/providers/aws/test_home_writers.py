@@ -189,6 +189,17 @@ def test_shard_secondaries_are_made_in_every_other_region_and_in_the_region_for_
                     if c["DBClusterIdentifier"] == name]
 
 
+def test_abandoning_a_lost_writer_drops_the_origins_forward_slot(world):
+    writers, _, origin_dsn, _ = world
+    with psycopg.connect(origin_dsn, autocommit=True) as conn:  # this origin decodes nothing: a physical slot
+        conn.execute("SELECT pg_create_physical_replication_slot('forward_ap_northeast_1')")  # of the name stands in
+    out = writers.abandon_reverse_stream(TOKYO)
+    assert out["subscription"] is None and out["forward_stream_dropped"] == "forward_ap_northeast_1"
+    with psycopg.connect(origin_dsn) as conn:
+        assert not sql.forward_prepared(conn, TOKYO)  # it would keep the origin's WAL while the region is lost
+    assert writers.abandon_reverse_stream(TOKYO)["subscription"] is None  # idempotent
+
+
 def test_promote_refuses_a_cluster_still_a_secondary(world):
     with pytest.raises(ProviderError) as refused:
         world[0].promote(TOKYO)
@@ -224,6 +235,8 @@ class DetachingClients(AwsClients):
     def _detach(self, params, **_kwargs):
         params = params["body"]  # the request as serialised: RDS's query protocol keeps a dict
         if params["DbClusterIdentifier"] not in self.detached:
+            with psycopg.connect(self.standby.dsn("game")) as conn:  # what the copy inherits
+                self.inherited = dict(conn.execute("SELECT subname, subenabled FROM pg_subscription").fetchall())
             run_pg(["pg_ctl", "promote", "-w", "-D", str(self.standby.datadir)], timeout=60)
             self.detached.add(params["DbClusterIdentifier"])
         return AWSResponse("", 200, {}, None), {"GlobalCluster": {"GlobalClusterIdentifier": params["GlobalClusterIdentifier"]}}
@@ -261,6 +274,10 @@ def detaching_world(moto, moto_url, make_db, primary, aws, secret) -> Iterator:
                 {"ParameterName": "rds.logical_replication", "ParameterValue": "1", "ApplyMethod": "pending-reboot"}])
         clients("rds", SOURCE).modify_db_cluster(DBClusterIdentifier="game-us-east-1",
                                                  DBClusterParameterGroupName=ORIGIN_GROUP)
+        with psycopg.connect(origin_pg.dsn("game"), autocommit=True) as conn:  # Frankfurt's reverse stream, enabled
+            conn.execute(f"CREATE SUBSCRIPTION home_eu_central_1 CONNECTION 'host=127.0.0.1 port={origin_pg.port} "
+                         f"dbname=postgres user=postgres' PUBLICATION home_eu_central_1 WITH (connect = false)")
+            conn.execute("ALTER SUBSCRIPTION home_eu_central_1 ENABLE")
         db = make_db(client_factory=clients, cluster_options={TOKYO: {"DBClusterParameterGroupName": GROUP}})
         db.reserve_replication(TOKYO)
         db.create_secondary(TOKYO, no_progress, no_checkpoint)
@@ -284,6 +301,11 @@ def test_a_cutover_on_aurora_detaches_before_the_fence_and_loses_nothing_either_
     assert staged["forward_stream"]["slot"] == "forward_ap_northeast_1"
     assert staged["shard_global_cluster"] == "game-home-ap-northeast-1"
     assert clients.shards == [("game-home-ap-northeast-1", TOKYO_ARN)]
+    assert clients.inherited == {"home_eu_central_1": False}  # the copy inherited Frankfurt's stream disabled
+    assert staged["inherited_subscriptions_dropped"] == ["home_eu_central_1"]
+    assert staged["reverse_streams_paused"] == ["home_eu_central_1"]
+    with psycopg.connect(origin) as conn:  # and the origin's goes on from its slot
+        assert conn.execute("SELECT subenabled FROM pg_subscription WHERE subname = 'home_eu_central_1'").fetchone() == (True,)
     assert writers.stage(TOKYO, no_progress, no_checkpoint)["detached"] is False  # idempotent: nothing redone
     assert writers.staged(TOKYO) and writers.is_writer(TOKYO)
     assert writers.fenced(TOKYO) == {SOURCE, TOKYO, FRANKFURT}  # it takes no player's write before the hand-over
