@@ -410,6 +410,12 @@ def _region_serves(t: Target) -> CheckResult:
                        "leaderboard entries and tickets move there")
 
 
+def _logical_decoding(t: Target) -> CheckResult:
+    ok, why = _hw(t).logical_decoding_ready(t.region)
+    return CheckResult("logical-decoding", ok, why,
+                       "set rds.logical_replication = 1 ahead (pending-reboot) and reboot in a quiet window")
+
+
 def _origin_reachable(t: Target) -> CheckResult:
     facts = t.providers.global_database.primary_facts()
     return CheckResult("origin-reachable", facts.reachable, facts.detail, "bring the origin back first")
@@ -431,6 +437,8 @@ class Cutover:
                   "run expand-schema", _expand_done),
             Check("no-schema-change-in-flight", "no schema phase is running", "wait", _no_schema_change),
             Check("origin-reachable", "the origin (today's writer) answers", "bring it back", _origin_reachable),
+            Check("logical-decoding", "logical decoding is on (or staging turns it on) wherever the cutover decodes",
+                  "turn it on ahead: a restart-only setting", _logical_decoding),
             Check("region-cache-ready", "the region's cache answers (re-home moves the home's state there)",
                   "stand the region up", _region_serves),
         ]

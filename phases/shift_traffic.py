@@ -38,15 +38,13 @@ steps would reach no player, the shift is the one gated latency step."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from migrate.phasekit.bake import Bake
 from migrate.phasekit.bake import bake_and_gate as bake_and_gate_loop
 from migrate.phasekit.gates import GateResult, thresholds_for
-from migrate.phasekit.players_gate import api_regions, pools, window_plan
+from migrate.phasekit.players_gate import pools, window_plan
 from migrate.phasekit.checks import api_endpoints, geography_routing, lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.errors import ProviderError, VerifyFailed

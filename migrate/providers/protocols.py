@@ -312,6 +312,9 @@ class HomeWriters(Protocol):
     def staged(self, region: str) -> bool:
         """Whether the region's future (or promoted) writer exists."""
 
+    def logical_decoding_ready(self, region: str) -> tuple[bool, str]:
+        """(ok, why): logical decoding is (or will be, by staging) on wherever the region's cutover decodes; read-only."""
+
     def replay_lsn(self, region: str) -> str | None:
         """The staged writer's replayed WAL position; None when it is not a running standby."""
 

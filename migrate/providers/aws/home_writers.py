@@ -66,7 +66,9 @@ MARKER_PREFIX = "marker:"
 WARM_PREFIX = "warm:"
 LOGICAL_REPLICATION = "rds.logical_replication"
 APP_POLL_SECONDS = 1.0  # the apps' WRITERS_POLL_SECONDS default: the held writes wait one poll after routing flips
-MARKER_POLL_S = 0.05  # the home's writes are held while the marker is awaited: poll closely
+MARKER_POLL_S = 0.05
+LOGICAL_HINT = ("set rds.logical_replication = 1 ahead (pending-reboot), reboot the cluster's instances in a quiet "
+                "window, then run the cutover again")  # the home's writes are held while the marker is awaited: poll closely
 
 
 def _nothing(*_args: Any) -> None:
@@ -243,6 +245,21 @@ class AwsHomeWriters:
         assert self.access is not None
         return make_conninfo(self.access.dsn(host, port), password=self.access.password(), connect_timeout=10)
 
+    def logical_decoding_ready(self, region: str) -> tuple[bool, str]:
+        """(ok, why): `rds.logical_replication = 1` in force on the region's cluster (it publishes the reverse
+        stream) and on the origin's (the forward stream); read-only."""
+        self._known(region, "logical decoding")
+        cluster = self._cluster(region)
+        if cluster is None:
+            return False, f"{region} has no cluster {self.db.secondary_cluster_name(region)} (attach-secondary makes it)"
+        found = []
+        for where, each in ((region, cluster), (self.db.source_region, self._origin_cluster())):
+            ok, why = self.logical_replication(where, each)
+            if not ok:
+                return False, f"{where}: {why}"
+            found.append(f"{where}: {why}")
+        return True, "; ".join(found)
+
     def stage(self, region: str, progress: ProgressFn, checkpoint: CheckpointFn) -> dict[str, Any]:
         """The region's secondary detached ahead of the fence and kept current by the forward stream
         (module docstring); idempotent: a run killed anywhere resumes where it stopped."""
@@ -257,12 +274,10 @@ class AwsHomeWriters:
                     raise ProviderError(f"{region}: stage writer: {cluster['DBClusterIdentifier']} is not serving "
                                         f"(cluster {cluster.get('Status')})", where=WHERE,
                                         hint="wait for attach-secondary to finish")
-                for where, each in ((region, cluster), (self.db.source_region, self._origin_cluster())):
-                    ok, why = self.logical_replication(where, each)
-                    if not ok:
-                        raise ProviderError(f"{where}: stage writer: {why}", where=WHERE,
-                                            hint="set it ahead (pending-reboot), reboot the cluster's instances in "
-                                                 "a quiet window, then run the cutover again")
+                ok, why = self.logical_decoding_ready(region)
+                if not ok:
+                    where_, _, why = why.partition(": ")
+                    raise ProviderError(f"{where_}: stage writer: {why}", where=WHERE, hint=LOGICAL_HINT)
                 forward = sql.prepare_forward(origin, region)
                 paused = sql.pause_reverse_streams(origin)
                 # the slot keeps every change from its start; the copy must hold everything before it

@@ -179,6 +179,10 @@ class LabHomeWriters:
         give_to_postgres(partial)
         return partial
 
+    def logical_decoding_ready(self, region: str) -> tuple[bool, str]:
+        self._home(region, "logical decoding")
+        return True, "the lab's staged writer starts with wal_level = logical (the origin decodes nothing)"
+
     def staged(self, region: str) -> bool:
         return self._home(region, "staged").exists()
 

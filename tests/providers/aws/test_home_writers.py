@@ -36,7 +36,7 @@ from tests.app.conftest import replica_pair, wait_for  # noqa: F401 (replica_pai
 from tests.providers.conftest import Writes, origin_and_secondary, rows_of
 
 from .conftest import FRANKFURT, SOURCE, TOKYO
-from .test_global_database import TOKYO_ARN, TOKYO_READER, no_checkpoint, no_progress
+from .test_global_database import TOKYO_ARN, no_checkpoint, no_progress
 
 SECRET_ID = "game/aurora/migrate"
 REGIONS = (SOURCE, TOKYO, FRANKFURT)
@@ -100,6 +100,8 @@ def test_stage_refuses_while_the_secondary_or_the_origin_lacks_logical_replicati
     with pytest.raises(ProviderError) as refused:  # the origin publishes the forward stream: it needs it too
         writers.stage(TOKYO, no_progress, no_checkpoint)
     assert "us-east-1: stage writer: rds.logical_replication is unset in default." in refused.value.one_line()
+    ok, why = writers.logical_decoding_ready(TOKYO)  # the cutover's preflight says it before anything runs
+    assert not ok and why.startswith("us-east-1: rds.logical_replication is unset")
     assert not writers.staged(TOKYO) and not writers.is_writer(TOKYO)
     assert writers.replay_lsn(TOKYO) is None  # Aurora reports none: the marker and the forward stream stand in
 
@@ -294,6 +296,9 @@ def detaching_world(moto, moto_url, make_db, primary, aws, secret) -> Iterator:
 
 def test_a_cutover_on_aurora_detaches_before_the_fence_and_loses_nothing_either_way(detaching_world, aws):
     writers, clients, origin, copy = detaching_world
+    assert writers.logical_decoding_ready(TOKYO) == (True, "ap-northeast-1: rds.logical_replication = 1 in "
+                                                           "game-aurora-pg15, in force; us-east-1: rds.logical_replication "
+                                                           "= 1 in game-origin-pg15, in force")
     with Writes(origin, {SOURCE, TOKYO, FRANKFURT}, 7) as before:
         staged = writers.stage(TOKYO, no_progress, no_checkpoint)  # the detach happens under the players' writes
         assert before.done > 0
