@@ -11,7 +11,8 @@ current with a logical stream of every player from the origin, its slot made bef
 stream's first changes overlap what the copy already holds: an apply-only trigger makes a re-applied
 INSERT replace the row and moves aside a row that holds, for now, a handle the change gives another
 (a later change in the stream gives that row its own back), so the copy converges on the origin. At
-hand-over the origin's publication drops the home, so the reverse stream's rows never come back."""
+hand-over the trigger comes off players (the overlap is long past), and the origin's publication drops
+the home, so the reverse stream's rows never come back."""
 
 from __future__ import annotations
 
@@ -283,6 +284,15 @@ def install_replay(conn: psycopg.Connection) -> None:
                 conn.execute(f"CREATE TRIGGER {REPLAY_TRIGGER} BEFORE {events} ON {table} "
                              f"FOR EACH ROW EXECUTE FUNCTION game_forward_replay()")
                 conn.execute(f"ALTER TABLE {table} ENABLE REPLICA TRIGGER {REPLAY_TRIGGER}")
+
+
+def end_overlap(conn: psycopg.Connection) -> None:
+    """On the copy, once the forward stream confirmed a position after the detach (the catch-up): the
+    replay trigger off players. From there on a conflict is a fault to see (the stream stops and lags),
+    not an overlap to absorb: moving a row aside then would rename one of the home's own players.
+    It stays on handle_claims, where the authority's claim replaces the one the v1 apps' trigger made
+    here (expand e007); idempotent."""
+    conn.execute(f"DROP TRIGGER IF EXISTS {REPLAY_TRIGGER} ON players")
 
 
 def subscribe_forward(conn: psycopg.Connection, region: str, source: str) -> None:

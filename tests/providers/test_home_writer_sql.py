@@ -68,6 +68,9 @@ def test_a_copy_detached_mid_stream_converges_takes_its_home_and_nothing_loops()
             with psycopg.connect(origin, autocommit=True) as o, psycopg.connect(copy, autocommit=True) as c:
                 assert sql.forward_drops_home(o, AP) == f"(home_region <> '{AP}'::text)"
                 assert sql.forward_drops_home(o, AP) == f"(home_region <> '{AP}'::text)"  # idempotent
+                sql.end_overlap(c)
+                assert [r[0] for r in c.execute("SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = %s",
+                                                (sql.REPLAY_TRIGGER,))] == ["handle_claims"]
                 carried = sql.carry_id_sequences(o, c)
                 assert carried["player_ids_ap_northeast_1"] >= max(p for p in rows_of(origin, {AP}))
                 sql.hand_over(c, AP)

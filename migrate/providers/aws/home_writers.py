@@ -395,6 +395,7 @@ class AwsHomeWriters:
                 raise TransientProviderError(f"{region}: promote: AWS shows a writer but it is still in recovery",
                                              where=WHERE)
             row_filter = sql.forward_drops_home(origin, region)
+            sql.end_overlap(copy)  # the catch-up confirmed a position well past the detach
             carried = sql.carry_id_sequences(origin, copy)
             sql.hand_over(copy, region)
         return {"cluster_arn": cluster["DBClusterArn"], "shard_global_cluster": self.shard_cluster_name(region),

@@ -328,6 +328,9 @@ def test_a_cutover_on_aurora_detaches_before_the_fence_and_loses_nothing_either_
         assert promoted["forward_filter"] == "(home_region <> 'ap-northeast-1'::text)"
         assert writers.promote(TOKYO)["forward_filter"] == promoted["forward_filter"]  # idempotent
         assert writers.fenced(TOKYO) == {SOURCE, FRANKFURT} and writers.fenced(ORIGIN) == {TOKYO}
+        with psycopg.connect(copy) as conn:  # past the overlap: a conflict in players is a fault to see now
+            assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'forward_replay' "
+                                "AND tgrelid = 'players'::regclass").fetchone() == (0,)
         writers.start_reverse_stream(TOKYO)
         with Writes(copy, {TOKYO}, 9) as home:
             wait_for(lambda: home.done > 100, "Tokyo's players writing at their new writer")
