@@ -48,6 +48,7 @@ from typing import Any
 
 from migrate.errors import ProviderError, VerifyFailed
 from migrate.names import REGIONS, SOURCE_REGION
+from migrate.phasekit.checks import lag_within_budget
 from migrate.phasekit.model import Check, CheckResult, Phase, StepContext, Target
 from migrate.phasekit.players_gate import SETTLE_SHARE, WatchPlayers
 from migrate.phasekit.schema_steps import reached, schema_of
@@ -410,6 +411,22 @@ def _region_serves(t: Target) -> CheckResult:
                        "leaderboard entries and tickets move there")
 
 
+def _secondary_within_budget(t: Target) -> CheckResult:
+    """On AWS the region's secondary becomes its writer, so its lag is what staging waits out; in the lab
+    staging copies the origin itself (through the region's link) and catches that copy up."""
+    if t.env.kind != "aws":
+        return CheckResult("secondary-within-budget", True, "the lab stages a fresh copy of the origin and catches it up",
+                           "")
+    if _hw(t).staged(t.region):
+        return CheckResult("secondary-within-budget", True,
+                           f"{t.region}'s copy is detached already: the forward stream carries it", "")
+    lag = t.providers.global_database.replication_lag(t.region)
+    return CheckResult("secondary-within-budget", lag_within_budget(t, lag),
+                       f"{t.region} secondary {lag.state}, lag {lag.lag_seconds} s "
+                       f"(budget {t.env.timings.lag_budget_seconds:g} s)",
+                       f"wait for it to catch up, or run `migrate phase run attach-secondary --region {t.region}`")
+
+
 def _logical_decoding(t: Target) -> CheckResult:
     ok, why = _hw(t).logical_decoding_ready(t.region)
     return CheckResult("logical-decoding", ok, why,
@@ -437,6 +454,8 @@ class Cutover:
                   "run expand-schema", _expand_done),
             Check("no-schema-change-in-flight", "no schema phase is running", "wait", _no_schema_change),
             Check("origin-reachable", "the origin (today's writer) answers", "bring it back", _origin_reachable),
+            Check("secondary-within-budget", "on AWS, the region's secondary (its future writer) lags within budget",
+                  "wait for it", _secondary_within_budget),
             Check("logical-decoding", "logical decoding is on (or staging turns it on) wherever the cutover decodes",
                   "turn it on ahead: a restart-only setting", _logical_decoding),
             Check("region-cache-ready", "the region's cache answers (re-home moves the home's state there)",

@@ -23,6 +23,6 @@ class Providers:
     shadow: ShadowMirror | None = None  # the switch and report of the source app's mirror
     traffic_metrics: TrafficMetrics | None = None  # what the gates measure (CloudWatch or the lab's apps)
     schema: SchemaStore | None = None  # the game's schema at the players' writer (Alembic)
-    home_writers: HomeWriters | None = None  # each home's own writer (cutover), lab only so far
+    home_writers: HomeWriters | None = None  # each home's own writer (cutover)
     home_serving: HomeServing | None = None  # which region serves a home, its cache state (cutover), lab only
     origin_failover: OriginFailover | None = None  # the origin's writer moved elsewhere (Aurora), AWS only
