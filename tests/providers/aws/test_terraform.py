@@ -22,8 +22,14 @@ SECRET = "s3cr3t-redis-token"
 
 FAKE = textwrap.dedent('''\
     #!{python}
-    import json, os, sys, time
+    import json, os, signal, sys, time
     args = sys.argv[1:]
+
+    def interrupted(*_signal):  # installed before the call is recorded: a test that saw it can interrupt it
+        open(os.environ["FAKE_TF_RECORD"], "a").write(json.dumps({{"interrupted": (args + ["", ""])[1]}}) + "\\n")
+        print("Interrupt received. Gracefully shutting down...", file=sys.stderr)
+        sys.exit(130)
+    signal.signal(signal.SIGINT, interrupted)
     with open(os.environ["FAKE_TF_RECORD"], "a") as record:
         record.write(json.dumps({{"argv": args, "cwd": os.getcwd(),
                                  "tf_vars": sorted(k for k in os.environ if k.startswith("TF_VAR_")),
@@ -48,13 +54,8 @@ FAKE = textwrap.dedent('''\
         print("  # aws_ecs_service.api will be created")
         print("Plan: 2 to add, 0 to change, 0 to destroy.")
     elif command == "apply":
-        try:
-            for _ in range(int(os.environ.get("FAKE_TF_SLOW", "0"))):
-                time.sleep(0.1)
-        except KeyboardInterrupt:
-            open(os.environ["FAKE_TF_RECORD"], "a").write(json.dumps({{"interrupted": command}}) + "\\n")
-            print("Interrupt received. Gracefully shutting down...", file=sys.stderr)
-            sys.exit(130)
+        for _ in range(int(os.environ.get("FAKE_TF_SLOW", "0"))):
+            time.sleep(0.1)
         print("module.region.aws_ecs_service.api: Creation complete after 2s [id=x]")
         print("module.region.aws_route53_record.api_weighted: Creation complete after 40s [id=y]")
         print("token in a log line: " + os.environ.get("TF_VAR_redis_auth_token", ""))
