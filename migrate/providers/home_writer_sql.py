@@ -339,22 +339,23 @@ def pause_reverse_streams(conn: psycopg.Connection) -> list[str]:
     disabled, so the copy inherits it disabled and never starts it. Started on the copy, an inherited
     subscription could take that home's slot while the origin's worker reconnects, and what it applied
     the origin would never get. Their slots keep every change meanwhile. The names paused."""
-    names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription WHERE subenabled AND subname LIKE "
-                                            "'home\\_%' AND subdbid = (SELECT oid FROM pg_database "
-                                            "WHERE datname = current_database())")]
-    for name in names:
-        conn.execute(f'ALTER SUBSCRIPTION "{name}" DISABLE')
-    return names
+    return _switch_reverse_streams(conn, enable=False)
 
 
 def resume_reverse_streams(conn: psycopg.Connection) -> list[str]:
     """On the origin, once the copy is detached and has dropped what it inherited: every reverse stream
     enabled again (it goes on from its slot: nothing is missed); idempotent. The names resumed."""
-    names = [row[0] for row in conn.execute("SELECT subname FROM pg_subscription WHERE NOT subenabled AND subslotname IS NOT "
-                                            "NULL AND subname LIKE 'home\\_%' AND subdbid = (SELECT oid FROM pg_database "
-                                            "WHERE datname = current_database())")]
+    return _switch_reverse_streams(conn, enable=True)
+
+
+def _switch_reverse_streams(conn: psycopg.Connection, *, enable: bool) -> list[str]:
+    # one with no slot (an abandon killed half way) cannot be enabled, and is being dropped anyway
+    names = [row[0] for row in conn.execute(
+        "SELECT subname FROM pg_subscription WHERE subenabled <> %s AND subslotname IS NOT NULL "
+        "AND subname LIKE 'home\\_%%' AND subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        (enable,))]
     for name in names:
-        conn.execute(f'ALTER SUBSCRIPTION "{name}" ENABLE')
+        conn.execute(f'ALTER SUBSCRIPTION "{name}" {"ENABLE" if enable else "DISABLE"}')
     return names
 
 
