@@ -273,7 +273,8 @@ class AwsHomeWriters:
                 if not facts.running:
                     raise ProviderError(f"{region}: stage writer: {cluster['DBClusterIdentifier']} is not serving "
                                         f"(cluster {cluster.get('Status')})", where=WHERE,
-                                        hint="wait for attach-secondary to finish")
+                                        hint="wait until it serves (attach-secondary still building it, or a "
+                                             "detach this step asked for still running), then run it again")
                 ok, why = self.logical_decoding_ready(region)
                 if not ok:
                     where_, _, why = why.partition(": ")
@@ -293,8 +294,8 @@ class AwsHomeWriters:
                                     hint="roll the cutover back (it rebuilds the region's secondary), then run it again")
             else:
                 forward, marker, paused = {"slot": sql.forward_name(region)}, None, []
-            self._wait(lambda: self.is_writer(region), f"{region}'s cluster to leave {self.db.global_cluster_id} as a "
-                       f"writer", self.db._wait_timeout, checkpoint, self.db._poll_interval)
+        self._wait(lambda: self.is_writer(region), f"{region}'s cluster to leave {self.db.global_cluster_id} as a "
+                   f"writer", self.db._wait_timeout, checkpoint, self.db._poll_interval)
         cluster = self._require_cluster(region, "stage writer")
         with self._errors(f"{region}: forward stream"), self._connect(*self._writer_endpoint(region, cluster)) as copy:
             if sql.in_recovery(copy):
