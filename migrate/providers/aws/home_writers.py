@@ -320,12 +320,10 @@ class AwsHomeWriters:
                 "shard_global_cluster": shard}
 
     def staged(self, region: str) -> bool:
-        """The region's copy detached, with the origin's forward slot feeding it."""
+        """The region's copy detached (its forward stream may be gone: an evacuation drops it, and the
+        region's return still has to list and discard that copy)."""
         cluster = self._cluster(region)
-        if cluster is None or not self._detached(cluster):
-            return False
-        with self._errors("origin: forward stream"), self._origin() as origin:
-            return sql.forward_prepared(origin, region)
+        return cluster is not None and self._detached(cluster)
 
     def replay_lsn(self, region: str) -> str | None:
         return None  # an Aurora secondary replicates storage and reports no replay LSN (the marker stands in)
