@@ -393,6 +393,10 @@ class AwsHomeWriters:
             if sql.in_recovery(copy):
                 raise TransientProviderError(f"{region}: promote: AWS shows a writer but it is still in recovery",
                                              where=WHERE)
+            if region not in fenced_homes(origin):  # handed over now, the home would have two writers
+                raise ProviderError(f"{region}: promote: the origin still takes {region}'s writes", where=WHERE,
+                                    hint="fence the origin and catch up first (the cutover's fence-origin and "
+                                         "catch-up steps)")
             row_filter = sql.forward_drops_home(origin, region)
             sql.end_overlap(copy)  # the catch-up confirmed a position well past the detach
             carried = sql.carry_id_sequences(origin, copy)

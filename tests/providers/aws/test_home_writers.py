@@ -358,6 +358,9 @@ def test_a_cutover_on_aurora_detaches_before_the_fence_and_loses_nothing_either_
 def test_a_lost_regions_copy_is_still_found_by_its_return_after_the_forward_slot_is_dropped(detaching_world, aws):
     writers, _, origin, _ = detaching_world
     writers.stage(TOKYO, no_progress, no_checkpoint)
+    with pytest.raises(ProviderError, match="the origin still takes ap-northeast-1's writes"):
+        writers.promote(TOKYO)  # never two writers of a home, whatever order the steps are run in
+    assert writers.fenced(TOKYO) == {SOURCE, TOKYO, FRANKFURT}  # and nothing was handed over
     writers.set_fence(ORIGIN, TOKYO, True)
     writers.wait_replayed(TOKYO, writers.marker_lsn(), 30, no_checkpoint)
     writers.promote(TOKYO)
