@@ -5,6 +5,7 @@ PostgreSQL refuses to run as root, so when the caller is root every server-side 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -12,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,3 +267,28 @@ class PgCluster:
     def server_version_num(self) -> int:
         """e.g. 150020: the version of the binaries that run this cluster."""
         return binaries_version_num()
+
+
+@contextlib.contextmanager
+def primary_and_standby(root: Path, settings: dict[str, str],
+                        prepare: Callable[[PgCluster], None] = lambda _primary: None) -> Iterator[tuple[PgCluster, PgCluster]]:
+    """A primary with `settings`, made ready by `prepare` (databases, schema, rows), and a streaming hot
+    standby copied from it by pg_basebackup with the same settings, both started on free ports under
+    `root`; both destroyed at the end. Its promotion stands for Aurora's detach in the tests and benches."""
+    primary, standby = PgCluster(root / "primary", free_port()), PgCluster(root / "standby", free_port())
+    try:
+        primary.init(settings)
+        primary.start()
+        prepare(primary)
+        give_to_postgres(standby.datadir)
+        run_pg(["pg_basebackup", "-D", str(standby.datadir), "-h", "127.0.0.1", "-p", str(primary.port),
+                "-U", PG_USER, "-R", "-X", "stream", "-c", "fast"], timeout=120)
+        # the copy carries the primary's lab.conf (its port among them): the standby's own, rewritten
+        standby.write_settings({"listen_addresses": "'127.0.0.1'", "unix_socket_directories": f"'{standby.datadir}'",
+                                "hot_standby": "on", "fsync": "off", "max_wal_senders": "10",
+                                "max_replication_slots": "10", **settings})
+        standby.start()
+        yield primary, standby
+    finally:
+        standby.destroy()
+        primary.destroy()

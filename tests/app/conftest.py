@@ -22,7 +22,7 @@ from app.config import Settings
 from app.db import upgrade
 from app.ids import HOME_REGIONS
 from app.main import create_app
-from migrate.lab.pg import PgCluster, free_port, give_to_postgres, run_pg
+from migrate.lab.pg import PgCluster, free_port, primary_and_standby
 from migrate.lab.served import serve  # noqa: F401 (the app tests take it from here)
 from tests.conftest import reachable_tmpdir
 
@@ -188,28 +188,18 @@ def login(client: TestClient, player_id: int) -> dict:
 def replica_pair() -> Iterator[tuple[str, str, PgCluster]]:
     """A primary and a streaming hot standby (pg_basebackup), both real PostgreSQL 15; yields the
     DSNs of database `game` on each and the standby cluster. Module-scoped: building it takes seconds."""
-    root = reachable_tmpdir("migrate-test-app-repl-")
-    primary = PgCluster(root / "primary", free_port())
-    standby = PgCluster(root / "standby", free_port())
-    try:
-        primary.init()
-        primary.start()
-        give_to_postgres(standby.datadir)
-        run_pg(["pg_basebackup", "-D", str(standby.datadir), "-h", "127.0.0.1", "-p", str(primary.port),
-                "-U", "postgres", "-R", "-X", "stream", "-c", "fast"], timeout=120)
-        standby.write_settings({"listen_addresses": "'127.0.0.1'",
-                                "unix_socket_directories": f"'{standby.datadir}'",
-                                "hot_standby": "on", "fsync": "off"})
-        standby.start()
+    def prepare(primary: PgCluster) -> None:
         with psycopg.connect(primary.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE game")
         upgrade(primary.dsn("game"), "expand@head")
         seed(primary.dsn("game"))
-        wait_for(lambda: _count(standby.dsn("game")) == len(HOMES), "standby caught up")
-        yield primary.dsn("game"), standby.dsn("game"), standby
+
+    root = reachable_tmpdir("migrate-test-app-repl-")
+    try:
+        with primary_and_standby(root, {}, prepare) as (primary, standby):
+            wait_for(lambda: _count(standby.dsn("game")) == len(HOMES), "standby serving")
+            yield primary.dsn("game"), standby.dsn("game"), standby
     finally:
-        standby.destroy()
-        primary.destroy()
         shutil.rmtree(root, ignore_errors=True)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import psycopg
 
 from app.db import upgrade
-from migrate.lab.pg import PgCluster, free_port, give_to_postgres, run_pg
+from migrate.lab.pg import PgCluster, primary_and_standby
 from tests.app.conftest import AP, EU, US, seed
 from tests.conftest import reachable_tmpdir
 
@@ -23,26 +23,17 @@ PLAYERS = {**{i: US for i in range(1, 61)}, **{i: AP for i in range(61, 121)}, *
 @contextlib.contextmanager
 def origin_and_secondary() -> Iterator[tuple[PgCluster, PgCluster]]:
     """A primary at expand@head, seeded, logical decoding on, and its streaming standby."""
-    root = reachable_tmpdir("migrate-test-forward-")
-    origin, secondary = PgCluster(root / "origin", free_port()), PgCluster(root / "secondary", free_port())
-    try:
-        origin.init({"wal_level": "logical"})
-        origin.start()
+    def prepare(origin: PgCluster) -> None:
         with psycopg.connect(origin.dsn(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE game")
         upgrade(origin.dsn("game"), "expand@head")
         seed(origin.dsn("game"), PLAYERS)
-        give_to_postgres(secondary.datadir)
-        run_pg(["pg_basebackup", "-D", str(secondary.datadir), "-h", "127.0.0.1", "-p", str(origin.port),
-                "-U", "postgres", "-R", "-X", "stream", "-c", "fast"], timeout=120)
-        secondary.write_settings({"listen_addresses": "'127.0.0.1'", "unix_socket_directories": f"'{secondary.datadir}'",
-                                  "hot_standby": "on", "fsync": "off", "wal_level": "logical",
-                                  "max_wal_senders": "10", "max_replication_slots": "10"})
-        secondary.start()
-        yield origin, secondary
+
+    root = reachable_tmpdir("migrate-test-forward-")
+    try:
+        with primary_and_standby(root, {"wal_level": "logical"}, prepare) as pair:
+            yield pair
     finally:
-        secondary.destroy()
-        origin.destroy()
         shutil.rmtree(root, ignore_errors=True)
 
 
