@@ -24,7 +24,7 @@ import psycopg
 from app.ids import HOME_REGIONS, sequence_name
 from migrate.errors import TransientProviderError
 from migrate.names import REGIONS
-from migrate.providers.home_fence import set_fenced
+from migrate.providers.home_fence import sequence_name as fence_sequence
 
 BARRIER_LOCK_TIMEOUT = "2s"
 MARKER_SEQUENCE = "game_cutover_marker"  # expand e008
@@ -80,11 +80,15 @@ def marker_seen(conn: psycopg.Connection, marker: int) -> bool:
 
 def hand_over(conn: psycopg.Connection, region: str) -> None:
     """On a promoted copy of the origin: fenced for every other home by its sequence, then its own home
-    (fenced, as the origin's was when it was copied) unfenced. The order keeps it from ever writing two."""
-    for other in REGIONS:
-        if other != region:
-            set_fenced(conn, other, True)
-    set_fenced(conn, region, False)
+    (fenced, as the origin's was when it was copied) unfenced; one round trip (hand_over_sql)."""
+    conn.execute(hand_over_sql(region))
+
+
+def hand_over_sql(region: str) -> str:
+    """hand_over's statements, in the order that keeps the copy from ever writing two homes: for a batch
+    sent in one round trip (the home's writes are held meanwhile, and the copy may be a link away)."""
+    fences = [f"SELECT setval('{fence_sequence(other)}', 1)" for other in REGIONS if other != region]
+    return "; ".join([*fences, f"SELECT setval('{fence_sequence(region)}', 0)"])
 
 
 def drop_inherited_subscriptions(conn: psycopg.Connection, keep: str | None = None) -> list[str]:
@@ -242,6 +246,7 @@ def in_recovery(conn: psycopg.Connection) -> bool:
 
 REPLAY_TRIGGER = "forward_replay"  # on players and on handle_claims
 FORWARD_TABLES = ("players", "handle_claims")  # handle_claims: the v1 apps' trigger (expand e007) checks renames against it
+END_OVERLAP_SQL = f"DROP TRIGGER IF EXISTS {REPLAY_TRIGGER} ON players"
 REPLAY_FUNCTION = """
 CREATE OR REPLACE FUNCTION game_forward_replay() RETURNS trigger LANGUAGE plpgsql AS $replay$
 BEGIN
@@ -292,7 +297,7 @@ def end_overlap(conn: psycopg.Connection) -> None:
     not an overlap to absorb: moving a row aside then would rename one of the home's own players.
     It stays on handle_claims, where the authority's claim replaces the one the v1 apps' trigger made
     here (expand e007); idempotent."""
-    conn.execute(f"DROP TRIGGER IF EXISTS {REPLAY_TRIGGER} ON players")
+    conn.execute(END_OVERLAP_SQL)
 
 
 def subscribe_forward(conn: psycopg.Connection, region: str, source: str) -> None:
@@ -322,16 +327,23 @@ def forward_drops_home(conn: psycopg.Connection, region: str) -> str:
 
 def carry_id_sequences(origin: psycopg.Connection, copy: psycopg.Connection) -> dict[str, int]:
     """The origin's player id sequences carried to the copy (a logical stream carries no sequence): each
-    moved up to the origin's, never down, so the copy never hands out an id the origin did. name → value."""
-    carried = {}
-    for home in HOME_REGIONS:
-        name = sequence_name(home)
-        last, called = origin.execute(f"SELECT last_value, is_called FROM {name}").fetchone()
-        mine, mine_called = copy.execute(f"SELECT last_value, is_called FROM {name}").fetchone()
-        if (last, called) > (mine, mine_called):
-            copy.execute("SELECT setval(%s, %s, %s)", (name, last, called))
-        carried[name] = int(max(last, mine))
-    return carried
+    moved up to the origin's, never down, so the copy never hands out an id the origin did. name → the
+    origin's value."""
+    statement, values = id_sequences_sql(origin)
+    if statement:
+        copy.execute(statement)
+    return values
+
+
+def id_sequences_sql(origin: psycopg.Connection) -> tuple[str, dict[str, int]]:
+    """Read on the origin in one query: the statements that carry its player id sequences to a copy (each
+    moved up, never down), for a batch, and name → the origin's value (a sequence never used is left out)."""
+    rows = origin.execute("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema() "
+                          "AND sequencename = ANY(%s)", ([sequence_name(home) for home in HOME_REGIONS],)).fetchall()
+    values = {name: int(value) for name, value in rows if value is not None}
+    statement = "; ".join(f"SELECT setval('{name}', greatest({value}, last_value)) FROM {name}"
+                          for name, value in sorted(values.items()))
+    return statement, values
 
 
 def pause_reverse_streams(conn: psycopg.Connection) -> list[str]:

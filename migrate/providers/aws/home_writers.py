@@ -398,9 +398,10 @@ class AwsHomeWriters:
                                     hint="fence the origin and catch up first (the cutover's fence-origin and "
                                          "catch-up steps)")
             row_filter = sql.forward_drops_home(origin, region)
-            sql.end_overlap(copy)  # the catch-up confirmed a position well past the detach
-            carried = sql.carry_id_sequences(origin, copy)
-            sql.hand_over(copy, region)
+            carry, carried = sql.id_sequences_sql(origin)
+            # one round trip across the link while the home's writes are held: the overlap ended (the
+            # catch-up confirmed a position well past the detach), the id sequences carried, the hand-over
+            copy.execute("; ".join(part for part in (sql.END_OVERLAP_SQL, carry, sql.hand_over_sql(region)) if part))
         return {"cluster_arn": cluster["DBClusterArn"], "shard_global_cluster": self.shard_cluster_name(region),
                 "promoting_from": promoting_from, "forward_filter": row_filter, "id_sequences": carried}
 
@@ -514,11 +515,12 @@ class AwsHomeWriters:
             return sql.filter_in_replica_identity(conn)
 
     def prepare_reverse_stream(self, region: str) -> dict[str, Any]:
-        ok, why = self.filter_in_replica_identity(region)
-        if not ok:
-            raise ProviderError(f"{region}: reverse stream: {why}", where=WHERE,
-                                hint="apply expand-schema first (e005: players' replica identity)")
+        # one connection for the check and the slot: it crosses the link while the home's writes are held
         with self._errors(f"{region}: reverse stream"), self._database(region, "reverse stream", write=True) as conn:
+            ok, why = sql.filter_in_replica_identity(conn)
+            if not ok:
+                raise ProviderError(f"{region}: reverse stream: {why}", where=WHERE,
+                                    hint="apply expand-schema first (e005: players' replica identity)")
             return sql.prepare_publication(conn, region)
 
     def _source(self, region: str) -> str:
