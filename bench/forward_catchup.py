@@ -11,7 +11,9 @@ The copy's subscription reaches the origin through a lab WAN link with Tokyo ↔
 us-east-1. Players write at RATE per second across the three homes all along.
 
 Each trial fences Tokyo's home at the origin, runs the barrier, reads the marker LSN, polls the forward
-slot's confirmed position every 5 ms until it reaches the marker, then unfences. Trials alternate the
+slot's confirmed position every 5 ms until it reaches the marker, then does the promote's copy side as the
+AWS adapter does (a new connection across the link, the recovery check, one batch: the overlap's end, the
+id sequences, the hand-over), then puts both back (the copy fenced first, then the origin unfenced). Trials alternate the
 subscription's synchronous_commit between on (what the adapter sets) and off (PostgreSQL's default for a
 subscription); the ratio of the two, from one run, shows why it is on. The floor is one round trip of the
 link: the copy must receive the marker's WAL and send its confirmation back."""
@@ -92,7 +94,9 @@ def _seed(players: int):
     return prepare
 
 
-def _trial(origin: str, slot: str) -> dict[str, float]:
+def _trial(origin: str, copy: str, copy_across: str, slot: str) -> dict[str, float]:
+    """One fence of the home; the copy is reached from here across the link (`copy_across`), as the tool in
+    us-east-1 reaches Tokyo's writer, on a new connection as the adapter's promote opens one."""
     with psycopg.connect(origin, autocommit=True) as conn:
         started = time.monotonic()
         set_fenced(conn, HOME, True)
@@ -101,9 +105,18 @@ def _trial(origin: str, slot: str) -> dict[str, float]:
         marked = time.monotonic()
         while not sql.confirmed(conn, HOME, marker, slot=slot):
             time.sleep(POLL_S)
-        done = time.monotonic()
+        confirmed = time.monotonic()
+        carry, _ = sql.id_sequences_sql(conn)
+        with psycopg.connect(copy_across, autocommit=True) as far:  # the promote's copy side, as the adapter runs it
+            sql.in_recovery(far)
+            far.execute("; ".join(part for part in (sql.END_OVERLAP_SQL, carry, sql.hand_over_sql(HOME)) if part))
+        handed_over = time.monotonic()
+        with psycopg.connect(copy, autocommit=True) as near:  # back as it was, the copy first: one writer at a time
+            set_fenced(near, HOME, True)
         set_fenced(conn, HOME, False)
-    return {"fence_to_confirmed_s": round(done - started, 4), "marker_to_confirmed_s": round(done - marked, 4)}
+    return {"fence_to_confirmed_s": round(confirmed - started, 4),
+            "marker_to_confirmed_s": round(confirmed - marked, 4),
+            "fence_to_handed_over_s": round(handed_over - started, 4)}
 
 
 def run(trials: int, rate: float, players: int) -> dict[str, Any]:
@@ -115,7 +128,9 @@ def run(trials: int, rate: float, players: int) -> dict[str, Any]:
             origin, copy = origin_pg.dsn("game"), copy_pg.dsn("game")
             link = LinkSpec(name=f"{HOME}->{ORIGIN_REGION}:pg", listen_port=0, target_host="127.0.0.1",
                             target_port=origin_pg.port, rtt_ms=link_rtt)
-            with WanProxyThread([link]) as wan, Players(origin, players, rate) as load:
+            back = LinkSpec(name=f"{ORIGIN_REGION}->{HOME}:pg", listen_port=0, target_host="127.0.0.1",
+                            target_port=copy_pg.port, rtt_ms=link_rtt)
+            with WanProxyThread([link, back]) as wan, Players(origin, players, rate) as load:
                 with psycopg.connect(origin, autocommit=True) as conn:
                     sql.prepare_forward(conn, HOME)
                 time.sleep(SETTLE_S)  # writes between the slot and the detach: the overlap the copy replays
@@ -132,14 +147,15 @@ def run(trials: int, rate: float, players: int) -> dict[str, Any]:
                     with psycopg.connect(copy, autocommit=True) as conn:
                         conn.execute(f"ALTER SUBSCRIPTION {sql.forward_name(HOME)} SET (synchronous_commit = {mode})")
                     time.sleep(SETTLE_S)
-                    samples[mode].append(_trial(origin, sql.forward_name(HOME)))
+                    across = f"host=127.0.0.1 port={wan.port(back.name)} dbname=game user=postgres"
+                    samples[mode].append(_trial(origin, copy, across, sql.forward_name(HOME)))
                 writes, refused = load.done, load.refused
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
     def summary(values: list[dict[str, float]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key in ("fence_to_confirmed_s", "marker_to_confirmed_s"):
+        for key in ("fence_to_confirmed_s", "marker_to_confirmed_s", "fence_to_handed_over_s"):
             series = [v[key] for v in values]
             out[key] = {"p50": percentile(series, 50), "p99": percentile(series, 99), "max": max(series)}
         return out
@@ -174,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"forward stream through a {result['link']['rtt_ms']:g} ms link, {args.rate:g} writes/s: fence → confirmed "
           f"p50 {on['fence_to_confirmed_s']['p50']} s, p99 {on['fence_to_confirmed_s']['p99']} s with "
           f"synchronous_commit on; p50 {off['fence_to_confirmed_s']['p50']} s off (×{result['ratio_off_to_on_p50']}); "
-          f"floor {result['floor_s']} s")
+          f"floor {result['floor_s']} s; fence → handed over (a new connection across the link) p50 "
+          f"{on['fence_to_handed_over_s']['p50']} s, p99 {on['fence_to_handed_over_s']['p99']} s")
     return 0
 
 
