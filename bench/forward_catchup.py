@@ -94,7 +94,7 @@ def _seed(players: int):
     return prepare
 
 
-def _trial(origin: str, copy: str, copy_across: str, slot: str) -> dict[str, float]:
+def _trial(origin: str, copy: str, copy_across: str) -> dict[str, float]:
     """One fence of the home; the copy is reached from here across the link (`copy_across`), as the tool in
     us-east-1 reaches Tokyo's writer, on a new connection as the adapter's promote opens one."""
     with psycopg.connect(origin, autocommit=True) as conn:
@@ -103,13 +103,12 @@ def _trial(origin: str, copy: str, copy_across: str, slot: str) -> dict[str, flo
         sql.barrier(conn, "bench", "origin: barrier")
         marker = sql.current_lsn(conn)
         marked = time.monotonic()
-        while not sql.confirmed(conn, HOME, marker, slot=slot):
+        while not sql.forward_confirmed(conn, HOME, marker):
             time.sleep(POLL_S)
         confirmed = time.monotonic()
-        carry, _ = sql.id_sequences_sql(conn)
         with psycopg.connect(copy_across, autocommit=True) as far:  # the promote's copy side, as the adapter runs it
             sql.in_recovery(far)
-            far.execute("; ".join(part for part in (sql.END_OVERLAP_SQL, carry, sql.hand_over_sql(HOME)) if part))
+            sql.take_home_from_stream(conn, far, HOME)
         handed_over = time.monotonic()
         with psycopg.connect(copy, autocommit=True) as near:  # back as it was, the copy first: one writer at a time
             set_fenced(near, HOME, True)
@@ -148,7 +147,7 @@ def run(trials: int, rate: float, players: int) -> dict[str, Any]:
                         conn.execute(f"ALTER SUBSCRIPTION {sql.forward_name(HOME)} SET (synchronous_commit = {mode})")
                     time.sleep(SETTLE_S)
                     across = f"host=127.0.0.1 port={wan.port(back.name)} dbname=game user=postgres"
-                    samples[mode].append(_trial(origin, copy, across, sql.forward_name(HOME)))
+                    samples[mode].append(_trial(origin, copy, across))
                 writes, refused = load.done, load.refused
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -173,11 +173,20 @@ def current_lsn(conn: psycopg.Connection) -> str:
     return conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()[0]
 
 
-def confirmed(conn: psycopg.Connection, region: str, target: str, *, slot: str | None = None) -> bool | None:
-    """On the publisher: whether the subscriber of slot `slot` (default: `region`'s reverse stream) confirmed
-    everything up to `target`; None: no such slot."""
+def confirmed(conn: psycopg.Connection, region: str, target: str) -> bool | None:
+    """On the home's writer: whether the origin confirmed everything up to `target` on the reverse stream; None: no slot."""
+    return _slot_confirmed(conn, stream_name(region), target)
+
+
+def forward_confirmed(conn: psycopg.Connection, region: str, target: str) -> bool | None:
+    """On the origin: whether `region`'s copy confirmed (applied and flushed) everything up to `target` on the
+    forward stream; None: no slot."""
+    return _slot_confirmed(conn, forward_name(region), target)
+
+
+def _slot_confirmed(conn: psycopg.Connection, slot: str, target: str) -> bool | None:
     row = conn.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots WHERE slot_name = %s",
-                       (target, slot or stream_name(region))).fetchone()
+                       (target, slot)).fetchone()
     return None if row is None else bool(row[0])
 
 
@@ -291,15 +300,6 @@ def install_replay(conn: psycopg.Connection) -> None:
                 conn.execute(f"ALTER TABLE {table} ENABLE REPLICA TRIGGER {REPLAY_TRIGGER}")
 
 
-def end_overlap(conn: psycopg.Connection) -> None:
-    """On the copy, once the forward stream confirmed a position after the detach (the catch-up): the
-    replay trigger off players. From there on a conflict is a fault to see (the stream stops and lags),
-    not an overlap to absorb: moving a row aside then would rename one of the home's own players.
-    It stays on handle_claims, where the authority's claim replaces the one the v1 apps' trigger made
-    here (expand e007); idempotent."""
-    conn.execute(END_OVERLAP_SQL)
-
-
 def subscribe_forward(conn: psycopg.Connection, region: str, source: str) -> None:
     """On the detached copy: the replay trigger, then the subscription reading the origin's forward slot at
     conninfo `source` from where the slot stands (no initial copy); idempotent."""
@@ -309,15 +309,15 @@ def subscribe_forward(conn: psycopg.Connection, region: str, source: str) -> Non
     _subscribe(conn, forward_name(region), source, ", synchronous_commit = on")
 
 
-def forward_drops_home(conn: psycopg.Connection, region: str) -> str:
+def forward_drops_home(conn: psycopg.Connection, region: str) -> str | None:
     """On the origin, the home fenced and its rows applied on the copy: the forward stream leaves the home's
     rows out from here on (the reverse stream brings them to the origin: without this they would loop);
-    idempotent. The row filter it carries now."""
+    idempotent. The row filter it carries now; None when the origin has no forward publication."""
     name, wanted = forward_name(region), f"(home_region <> '{region}'::text)"
     current = conn.execute("SELECT rowfilter FROM pg_publication_tables WHERE pubname = %s AND tablename = 'players'",
                            (name,)).fetchone()
     if current is None:
-        raise TransientProviderError(f"origin: no publication {name} of players", where="forward stream")
+        return None
     if current[0] != wanted:
         conn.execute(f"ALTER PUBLICATION {name} SET TABLE players WHERE (home_region <> '{region}'), "
                      + ", ".join(FORWARD_TABLES[1:]))
@@ -325,19 +325,24 @@ def forward_drops_home(conn: psycopg.Connection, region: str) -> str:
                         (name,)).fetchone()[0]
 
 
-def carry_id_sequences(origin: psycopg.Connection, copy: psycopg.Connection) -> dict[str, int]:
-    """The origin's player id sequences carried to the copy (a logical stream carries no sequence): each
-    moved up to the origin's, never down, so the copy never hands out an id the origin did. name → the
-    origin's value."""
-    statement, values = id_sequences_sql(origin)
-    if statement:
-        copy.execute(statement)
-    return values
+def take_home_from_stream(origin: psycopg.Connection, copy: psycopg.Connection, region: str) -> dict[str, int]:
+    """On a copy fed by the forward stream and caught up (its home fenced at the origin), in one round trip
+    to the copy, which may be a link away while the home's writes are held:
+    - the overlap ended: the replay trigger comes off players. From here on a conflict is a fault to see
+      (the stream stops and lags), not an overlap to absorb: moving a row aside would rename one of the
+      home's own players. It stays on handle_claims, where the authority's claim replaces the one the v1
+      apps' trigger (expand e007) made here;
+    - the player id sequences carried (a logical stream carries none), up, never down;
+    - the home handed over (hand_over_sql).
+    Idempotent. Returns name → the origin's id sequence value."""
+    carry, carried = id_sequences_sql(origin)
+    copy.execute("; ".join(part for part in (END_OVERLAP_SQL, carry, hand_over_sql(region)) if part))
+    return carried
 
 
 def id_sequences_sql(origin: psycopg.Connection) -> tuple[str, dict[str, int]]:
     """Read on the origin in one query: the statements that carry its player id sequences to a copy (each
-    moved up, never down), for a batch, and name → the origin's value (a sequence never used is left out)."""
+    moved up, never down), and name → the origin's value (a sequence never used is left out)."""
     rows = origin.execute("SELECT sequencename, last_value FROM pg_sequences WHERE schemaname = current_schema() "
                           "AND sequencename = ANY(%s)", ([sequence_name(home) for home in HOME_REGIONS],)).fetchall()
     values = {name: int(value) for name, value in rows if value is not None}

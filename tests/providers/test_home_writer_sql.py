@@ -25,15 +25,19 @@ def _lsn(dsn: str) -> str:
         return sql.current_lsn(conn)
 
 
-def _confirmed(publisher: str, slot: str, target: str) -> bool:
-    with psycopg.connect(publisher) as conn:
-        return bool(sql.confirmed(conn, "", target, slot=slot))
+def _forward_confirmed(origin: str, target: str) -> bool:
+    with psycopg.connect(origin) as conn:
+        return bool(sql.forward_confirmed(conn, AP, target))
+
+
+def _reverse_confirmed(copy: str, target: str) -> bool:
+    with psycopg.connect(copy) as conn:
+        return bool(sql.confirmed(conn, AP, target))
 
 
 def test_a_copy_detached_mid_stream_converges_takes_its_home_and_nothing_loops():
     with origin_and_secondary() as (origin_pg, secondary_pg):
         origin, copy = origin_pg.dsn("game"), secondary_pg.dsn("game")
-        forward = sql.forward_name(AP)
         with Writes(origin, {US, AP, EU}, 1) as before:
             wait_for(lambda: before.done > 50, "writes before the slot")
             with psycopg.connect(origin, autocommit=True) as conn:
@@ -63,17 +67,18 @@ def test_a_copy_detached_mid_stream_converges_takes_its_home_and_nothing_loops()
                 set_fenced(conn, AP, True)
                 sql.barrier(conn, "test", "origin: barrier")
                 marker = sql.current_lsn(conn)
-            wait_for(lambda: _confirmed(origin, forward, marker), "the copy to apply the marker", timeout=60)
+            wait_for(lambda: _forward_confirmed(origin, marker), "the copy to apply the marker", timeout=60)
             assert rows_of(copy, {AP}) == rows_of(origin, {AP})  # the overlap replayed, the home converged
             with psycopg.connect(origin, autocommit=True) as o, psycopg.connect(copy, autocommit=True) as c:
                 assert sql.forward_drops_home(o, AP) == f"(home_region <> '{AP}'::text)"
                 assert sql.forward_drops_home(o, AP) == f"(home_region <> '{AP}'::text)"  # idempotent
-                sql.end_overlap(c)
+                carried = sql.take_home_from_stream(o, c, AP)
+                assert sql.take_home_from_stream(o, c, AP) == carried  # idempotent
                 assert [r[0] for r in c.execute("SELECT tgrelid::regclass::text FROM pg_trigger WHERE tgname = %s",
-                                                (sql.REPLAY_TRIGGER,))] == ["handle_claims"]
-                carried = sql.carry_id_sequences(o, c)
-                assert carried["player_ids_ap_northeast_1"] >= max(p for p in rows_of(origin, {AP}))
-                sql.hand_over(c, AP)
+                                                (sql.REPLAY_TRIGGER,))] == ["handle_claims"]  # the overlap over
+                newest = max(rows_of(origin, {AP}))  # the origin signed Tokyo players up after the detach
+                assert c.execute("SELECT last_value FROM player_ids_ap_northeast_1").fetchone()[0] >= newest
+                assert carried["player_ids_ap_northeast_1"] >= newest
                 assert fenced_homes(c) == {US, EU}
                 handed_over_at = c.execute("SELECT coalesce(max(seq), 0) FROM applied").fetchone()[0]
                 sql.prepare_publication(c, AP)
@@ -84,9 +89,9 @@ def test_a_copy_detached_mid_stream_converges_takes_its_home_and_nothing_loops()
             wait_for(lambda: others.done > 300, "the other homes' writes at the origin")
 
         reverse_end, forward_end = _lsn(copy), None
-        wait_for(lambda: _confirmed(copy, sql.stream_name(AP), reverse_end), "the origin to apply the home's writes")
+        wait_for(lambda: _reverse_confirmed(copy, reverse_end), "the origin to apply the home's writes")
         forward_end = _lsn(origin)
-        wait_for(lambda: _confirmed(origin, forward, forward_end), "the copy to apply the other homes' writes")
+        wait_for(lambda: _forward_confirmed(origin, forward_end), "the copy to apply the other homes' writes")
         assert rows_of(copy) == rows_of(origin)  # every player, every column, both ways
         assert before.done > 300 and others.done > 300
         with psycopg.connect(copy) as conn:

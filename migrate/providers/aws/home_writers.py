@@ -36,6 +36,7 @@ ProviderError / TransientProviderError leave this module."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -59,6 +60,8 @@ from migrate.providers.aws.clients import call
 from migrate.providers.aws.ssm_map import SsmJsonMap
 from migrate.providers.home_fence import fenced_homes, set_fenced
 from migrate.providers.protocols import CheckpointFn, ProgressFn
+
+log = logging.getLogger(__name__)
 
 WHERE = "aws home writers"
 ORIGIN = "origin"
@@ -364,7 +367,7 @@ class AwsHomeWriters:
             return
         with self._errors(f"{region}: wait for {lsn} on the forward stream"), self._origin() as conn:
             def applied() -> bool:
-                done = sql.confirmed(conn, region, lsn, slot=sql.forward_name(region))
+                done = sql.forward_confirmed(conn, region, lsn)
                 if done is None:
                     raise ProviderError(f"{region}: wait for replay: the origin has no slot {sql.forward_name(region)}",
                                         where=WHERE, hint="run stage-writer (it makes the forward stream)")
@@ -398,10 +401,11 @@ class AwsHomeWriters:
                                     hint="fence the origin and catch up first (the cutover's fence-origin and "
                                          "catch-up steps)")
             row_filter = sql.forward_drops_home(origin, region)
-            carry, carried = sql.id_sequences_sql(origin)
-            # one round trip across the link while the home's writes are held: the overlap ended (the
-            # catch-up confirmed a position well past the detach), the id sequences carried, the hand-over
-            copy.execute("; ".join(part for part in (sql.END_OVERLAP_SQL, carry, sql.hand_over_sql(region)) if part))
+            if row_filter is None:
+                raise ProviderError(f"{region}: promote: the origin has no forward publication "
+                                    f"{sql.forward_name(region)}", where=WHERE,
+                                    hint="roll the cutover back and run it again (staging makes the forward stream)")
+            carried = sql.take_home_from_stream(origin, copy, region)
         return {"cluster_arn": cluster["DBClusterArn"], "shard_global_cluster": self.shard_cluster_name(region),
                 "promoting_from": promoting_from, "forward_filter": row_filter, "id_sequences": carried}
 
@@ -486,8 +490,10 @@ class AwsHomeWriters:
             try:  # its subscription first, or it reconnects to the slot being dropped
                 with self._connect(*self._writer_endpoint(region, cluster), timeout=5) as copy:
                     sql.drop_forward(copy, None, region)
-            except psycopg.Error:
-                pass  # unreachable: the origin ends its walsender below, and the copy is deleted next
+            except psycopg.Error as exc:  # the origin ends its walsender below, and the copy is deleted next
+                log.warning("%s: the detached copy does not answer (%s): its forward subscription is left to "
+                            "the cluster's deletion", region, str(exc).strip().splitlines()[0] if str(exc).strip()
+                            else type(exc).__name__)
         with self._errors("origin: drop the forward stream"), self._origin() as origin:
             sql.drop_forward(None, origin, region)
             sql.resume_reverse_streams(origin)  # a staging killed during the detach left them paused

@@ -371,6 +371,9 @@ def test_a_lost_regions_copy_is_still_found_by_its_return_after_the_forward_slot
     with psycopg.connect(origin) as conn:
         assert not sql.forward_prepared(conn, TOKYO)
     assert writers.staged(TOKYO)  # the return still finds the copy, to list what it took and discard it
+    with pytest.raises(ProviderError) as refused:  # nothing to hand over from: said, not half done
+        writers.promote(TOKYO)
+    assert "the origin has no forward publication forward_ap_northeast_1" in refused.value.one_line()
     writers.set_fence(ORIGIN, TOKYO, False)
     _forget_automatic_snapshots(aws("rds", TOKYO))
     writers.discard(TOKYO)
